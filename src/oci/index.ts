@@ -1,0 +1,5 @@
+export * from './chain-id.js';
+export * from './digest.js';
+export * from './media-types.js';
+export * from './reference.js';
+export * from './types.js';
