@@ -1,0 +1,80 @@
+// The storage driver interface (distribution's StorageDriver, trimmed): opaque
+// '/'-separated paths, no knowledge of the registry layout. The filesystem
+// driver is the default; an object-store driver implements the same contract
+// (and must pass test/registry/driver-conformance).
+import type { Readable } from 'node:stream';
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+/** A streaming writer; its content is only guaranteed readable after commit(). */
+export interface FileWriter {
+  /** Bytes in the file, including what was there before an append. */
+  readonly size: number;
+  write(chunk: Buffer): Promise<void>;
+  /** Makes the content durable and closes the writer. */
+  commit(): Promise<void>;
+  /** Closes without committing (an append stays resumable on the filesystem driver). */
+  close(): Promise<void>;
+  /** Discards the file. */
+  cancel(): Promise<void>;
+}
+
+export type WalkResult = undefined | 'skip-dir' | 'stop';
+
+export interface StorageDriver {
+  readonly name: string;
+  getContent(path: string): Promise<Buffer>;
+  /** Atomic: readers see the old content or the new, never a mix. */
+  putContent(path: string, content: Buffer | string): Promise<void>;
+  /** Reads from `offset`; `length` limits the bytes (undefined = to the end). */
+  reader(path: string, offset?: number, length?: number): Promise<Readable>;
+  writer(path: string, append: boolean): Promise<FileWriter>;
+  stat(path: string): Promise<FileInfo>;
+  /** Full paths of the direct children of a directory, sorted. */
+  list(path: string): Promise<string[]>;
+  /** Moves (replacing the destination, atomically where the backend can). */
+  move(source: string, dest: string): Promise<void>;
+  /** Removes a file or a whole subtree. */
+  delete(path: string): Promise<void>;
+  /** Depth-first, lexical order; the callback may skip a directory or stop. */
+  walk(path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
+}
+
+export class PathNotFoundError extends Error {
+  constructor(readonly path: string) {
+    super(`path not found: ${path}`);
+    this.name = 'PathNotFoundError';
+  }
+}
+
+export class InvalidPathError extends Error {
+  constructor(readonly path: string) {
+    super(`invalid path: ${JSON.stringify(path)}`);
+    this.name = 'InvalidPathError';
+  }
+}
+
+export class InvalidOffsetError extends Error {
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+  ) {
+    super(`invalid offset ${offset} for ${path}`);
+    this.name = 'InvalidOffsetError';
+  }
+}
+
+export const isPathNotFound = (e: unknown): e is PathNotFoundError => e instanceof PathNotFoundError;
+
+const PATH = /^(\/[A-Za-z0-9._:-]+)+$/;
+
+/** Every driver checks paths the same way: absolute, no empty, `.` or `..` components. */
+export function checkDriverPath(p: string): string {
+  if (p !== '/' && (!PATH.test(p) || p.split('/').some((c) => c === '.' || c === '..'))) throw new InvalidPathError(p);
+  return p;
+}
