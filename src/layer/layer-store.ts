@@ -14,6 +14,7 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { KeyedMutex } from '../concurrency/index.js';
 import { conflict, errnoCode, failedPrecondition, invalidArgument, notFound } from '../errors/index.js';
 import { fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../fsutil/index.js';
+import { archive as loadArchive } from '../graphdriver/archive-port.js';
 import { directorySize } from '../graphdriver/dirsize.js';
 import type { Change, GraphDriver } from '../graphdriver/driver.js';
 import { LINK_ID_RE } from '../graphdriver/overlay2/base32.js';
@@ -81,16 +82,6 @@ export interface OpenOptions {
   logger?: Logger;
   /** An already initialised driver (defaults to overlay2 at `<dataRoot>/overlay2`). */
   driver?: GraphDriver;
-}
-
-interface ArchiveAssembler {
-  assembleTar(tarSplitPath: string, diffDir: string): Readable;
-}
-const ARCHIVE_MODULE = '../archive/index.js';
-let archiveApi: Promise<ArchiveAssembler> | undefined;
-function loadArchive(): Promise<ArchiveAssembler> {
-  archiveApi ??= import(ARCHIVE_MODULE as string) as Promise<ArchiveAssembler>;
-  return archiveApi;
 }
 
 class RoLayer {
@@ -330,6 +321,7 @@ export class LayerStore {
         tarSplitPath: tarSplit,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
+      await fsp.chmod(tarSplit, 0o644); // moby's mode, whatever the writer used
       await fsyncFile(tarSplit);
       const rec: LayerRecord = {
         chainId: chainIdOf(p?.chainId, applied.diffId),
@@ -646,6 +638,11 @@ export class LayerStore {
       if (n === 'l') continue;
       if (n.startsWith(TEMP_PREFIX) || n.endsWith(REMOVING_SUFFIX)) problems.push(`overlay2: leftover ${n}`);
       else if (!referenced.has(n)) problems.push(`overlay2: orphan directory ${n}`);
+      else {
+        for (const f of await fsp.readdir(path.join(home, n))) {
+          if (f.startsWith(TEMP_PREFIX)) problems.push(`overlay2: leftover temp file ${n}/${f}`);
+        }
+      }
     }
     for (const n of await fsp.readdir(path.join(home, 'l'))) {
       const target = await fsp.readlink(path.join(home, 'l', n)).catch(() => '');

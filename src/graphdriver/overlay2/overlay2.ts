@@ -24,6 +24,7 @@ import { alreadyExists, errnoCode, internal, invalidArgument, notFound } from '.
 import { atomicWriteFile, fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../../fsutil/index.js';
 import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
+import { archive as loadArchive } from '../archive-port.js';
 import { directorySize } from '../dirsize.js';
 import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver } from '../driver.js';
 import { generateLinkId, LINK_ID_RE } from './base32.js';
@@ -51,24 +52,6 @@ export const MAX_DEPTH = 128;
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const PAGE_SIZE = 4096;
-
-/** The subset of src/archive this driver uses (loaded lazily). */
-interface ArchiveApi {
-  applyLayer(
-    tar: Readable,
-    dest: string,
-    opts: { tarSplitPath?: string; whiteouts: 'overlay' | 'none'; signal?: AbortSignal },
-  ): Promise<ApplyDiffResult>;
-  exportDiff(upperDir: string, opts: { whiteouts: 'overlay' | 'none' }): Readable;
-  changes(upperDir: string, lowerDirs: string[]): Promise<Change[]>;
-}
-
-let archiveApi: Promise<ArchiveApi> | undefined;
-const ARCHIVE_MODULE = '../../archive/index.js';
-function loadArchive(): Promise<ArchiveApi> {
-  archiveApi ??= import(ARCHIVE_MODULE as string) as Promise<ArchiveApi>;
-  return archiveApi;
-}
 
 export interface Overlay2Options {
   logger?: Logger;
@@ -135,6 +118,14 @@ export class Overlay2Driver implements GraphDriver {
         await this.unmountBelow(path.join(this.home, n));
         await fsp.rm(path.join(this.home, n), { recursive: true, force: true });
         this.log.info('removed leftover from an interrupted operation', { dir: n });
+      }
+    }
+    // half-written metadata files (`.tmp-link-*`, `.tmp-committed-*` …) inside layer dirs
+    for (const id of await this.list()) {
+      for (const n of await fsp.readdir(path.join(this.home, id))) {
+        if (!n.startsWith(TEMP_PREFIX)) continue;
+        await fsp.rm(path.join(this.home, id, n), { force: true });
+        this.log.info('removed leftover temp file', { id, file: n });
       }
     }
     const linkDir = path.join(this.home, LINK_DIR);
@@ -244,6 +235,14 @@ export class Overlay2Driver implements GraphDriver {
 
   private async removeDanglingLinkFor(id: string): Promise<void> {
     const want = path.join('..', id, DIFF_DIR);
+    // half-written metadata files (`.tmp-link-*`, `.tmp-committed-*` …) inside layer dirs
+    for (const id of await this.list()) {
+      for (const n of await fsp.readdir(path.join(this.home, id))) {
+        if (!n.startsWith(TEMP_PREFIX)) continue;
+        await fsp.rm(path.join(this.home, id, n), { force: true });
+        this.log.info('removed leftover temp file', { id, file: n });
+      }
+    }
     const linkDir = path.join(this.home, LINK_DIR);
     for (const n of await fsp.readdir(linkDir)) {
       try {
