@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -202,12 +203,15 @@ describe('moby compatibility (reference dockerd 20.10)', { skip, timeout: 170_00
       }
       // berth's save (20.10 layout) compared with dockerd's, then loaded by dockerd
       const berthSave = path.join(work, 'berth-save.tar');
-      await saveImages(['bbase:1', 'multi:v1', 'other/multi:latest'], fs.createWriteStream(berthSave), {
+      const ws = fs.createWriteStream(berthSave);
+      await saveImages(['bbase:1', 'multi:v1', 'other/multi:latest'], ws, {
         images: b.images,
         refs: b.refs,
         layers: b.layers,
         tmpRoot: b.paths.tmp,
       });
+      ws.end();
+      await once(ws, 'finish');
       const berthDir = path.join(work, 'berth-save');
       untar(berthSave, berthDir);
       const list = (d: string) =>
