@@ -23,7 +23,7 @@ export interface ReleasedLayer {
 /** Get takes a reference that release(chainId) gives back. */
 export interface LayerGetReleaser {
   get(chainId: Digest): LayerHandle;
-  release(chainId: Digest): Promise<readonly ReleasedLayer[] | undefined | void>;
+  release(chainId: Digest): Promise<readonly ReleasedLayer[] | undefined>;
   has(chainId: Digest): boolean;
   /** Every layer in the store (no references taken). */
   list(): LayerHandle[];

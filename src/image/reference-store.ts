@@ -92,7 +92,10 @@ export class ReferenceStore {
 
   private index(id: Digest, refStr: string, ref: Reference): void {
     let m = this.byId.get(id);
-    if (!m) this.byId.set(id, (m = new Map()));
+    if (!m) {
+      m = new Map();
+      this.byId.set(id, m);
+    }
     m.set(refStr, ref);
   }
 
@@ -142,7 +145,10 @@ export class ReferenceStore {
       if (!force) throw alreadyExists(msg.tagConflict(refStr, old));
       this.unindex(old, refStr);
     }
-    if (!repo) this.repositories.set(name, (repo = new Map()));
+    if (!repo) {
+      repo = new Map();
+      this.repositories.set(name, repo);
+    }
     repo.set(refStr, id);
     this.index(id, refStr, ref);
     this.save();

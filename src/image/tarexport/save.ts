@@ -48,7 +48,10 @@ export function selectImages(names: string[], images: ImageStore, refs: Referenc
   const out = new Map<ImageId, Selected>();
   const add = (id: ImageId, ref?: Reference) => {
     let s = out.get(id);
-    if (!s) out.set(id, (s = { image: images.get(id), tags: [] }));
+    if (!s) {
+      s = { image: images.get(id), tags: [] };
+      out.set(id, s);
+    }
     if (!ref || ref.digest) return;
     const t = withDefaultTag(ref);
     if (!s.tags.some((x) => familiarString(x) === familiarString(t))) s.tags.push(t);
