@@ -12,7 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { mountsUnder } from '../graphdriver/overlay2/fsinfo.js';
 import { LayerStore } from './index.js';
 
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.js');
+const here = path.dirname(fileURLToPath(import.meta.url)); // <pkg>/dist/src/layer
+const pkg = path.resolve(here, '..', '..', '..');
+// The child runs from a snapshot of dist/: other engineers rebuild dist/ while tests run,
+// and a child starting on a half-written file would fail for reasons unrelated to us.
+const snap = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-crash-dist-'));
+fs.cpSync(path.join(pkg, 'dist', 'src'), path.join(snap, 'dist', 'src'), { recursive: true });
+fs.copyFileSync(path.join(pkg, 'package.json'), path.join(snap, 'package.json'));
+fs.symlinkSync(path.join(pkg, 'build'), path.join(snap, 'build'));
+fs.symlinkSync(path.join(pkg, 'node_modules'), path.join(snap, 'node_modules'));
+const CHILD = path.join(snap, 'dist', 'src', 'layer', 'crash-child.js');
 const KILLS = 40;
 const BUDGET_MS = 45_000;
 
@@ -24,6 +33,7 @@ after(async () => {
     } catch {}
   }
   fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(snap, { recursive: true, force: true });
 });
 
 function runAndKill(seed: number, delayMs: number): Promise<{ ops: number; stderr: string; signal: string | null }> {

@@ -18,13 +18,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { KeyedMutex } from '../../concurrency/index.js';
 import { alreadyExists, errnoCode, internal, invalidArgument, notFound } from '../../errors/index.js';
 import { atomicWriteFile, fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../../fsutil/index.js';
 import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
-import { archive as loadArchive } from '../archive-port.js';
+import { applyLayer, changes, exportDiff } from '../archive-port.js';
 import { directorySize } from '../dirsize.js';
 import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver } from '../driver.js';
 import { generateLinkId, LINK_ID_RE } from './base32.js';
@@ -430,34 +430,22 @@ export class Overlay2Driver implements GraphDriver {
     tar: Readable,
     opts: ApplyDiffOptions = {},
   ): Promise<ApplyDiffResult> {
-    const archive = await loadArchive();
     const diffDir = this.diffPath(id);
     if (!fs.existsSync(diffDir)) throw notFound(`overlay2: layer ${id} does not exist`);
-    return archive.applyLayer(tar, diffDir, {
+    return applyLayer(tar, diffDir, {
       whiteouts: 'overlay',
       ...(opts.tarSplitPath !== undefined ? { tarSplitPath: opts.tarSplitPath } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
     });
   }
 
+  /** The layer's own files as a tar; overlay whiteouts become `.wh.` entries (moby native diff). */
   diff(id: string, _parent?: string): Readable {
-    const diffDir = this.diffPath(id);
-    // exportDiff is synchronous in shape; bridge the lazy import with a pass-through.
-    const out = new PassThrough();
-    loadArchive().then(
-      (archive) => {
-        const src = archive.exportDiff(diffDir, { whiteouts: 'overlay' });
-        src.on('error', (e) => out.destroy(e));
-        src.pipe(out);
-      },
-      (e) => out.destroy(e),
-    );
-    return out;
+    return exportDiff(this.diffPath(id), { whiteouts: 'overlay' });
   }
 
   async changes(id: string, _parent?: string): Promise<Change[]> {
-    const archive = await loadArchive();
-    return archive.changes(this.diffPath(id), await this.lowerDirs(id));
+    return changes(this.diffPath(id), await this.lowerDirs(id));
   }
 
   async diffSize(id: string, _parent?: string): Promise<number> {
