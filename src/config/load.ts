@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { BerthError } from '../errors/index.js';
 import { flagValueString, type ParsedFlags, parseFlags } from './flags.js';
-import { describeNode, type JsonNode, JsonSyntaxError, parseJson, toPlain } from './json.js';
+import { describeNode, type JsonEntry, type JsonNode, JsonSyntaxError, parseJson, toPlain } from './json.js';
 import {
   BUILTIN_RUNTIMES,
   BY_FLAG,
@@ -336,9 +336,13 @@ function convert(s: Setting, node: JsonNode, fileKey: string): unknown {
 /** Go's encoding/json matches struct fields case-insensitively; so do we. Unknown fields are refused. */
 function fieldsCI(node: JsonNode, at: string, known: string[]): Record<string, JsonNode | undefined> {
   const out: Record<string, JsonNode | undefined> = {};
-  for (const e of (node as { entries: { key: string; value: JsonNode }[] }).entries) {
+  for (const e of (node as { entries: JsonEntry[] }).entries) {
     const k = e.key.toLowerCase();
-    if (!known.includes(k)) throw new ValueError(`"${at}" has an unknown field "${e.key}" (${where(e.value)})`);
+    if (!known.includes(k)) {
+      throw new ValueError(
+        `"${at}" has an unknown field "${e.key}" (line ${e.keyPos.line}, column ${e.keyPos.column})`,
+      );
+    }
     out[k] = e.value;
   }
   return out;
@@ -519,7 +523,8 @@ export function resolveDaemonConfig(
         flagV = maskCredentials(flagV);
         fileV = maskCredentials(fileV);
       }
-      conflicts.push(`${file.fileKeyName.get(key)}: (from flag: ${flagV}, from file: ${fileV})`);
+      const name = file.fileKeyName.get(key) === 'graph' ? 'graph' : key;
+      conflicts.push(`${name}: (from flag: ${flagV}, from file: ${fileV})`);
     }
     if (conflicts.length > 0) {
       throw invalid(
@@ -562,8 +567,8 @@ export function resolveDaemonConfig(
   else if (cfg.tls) cfg.tlsverify = true;
 
   try {
-    cfg.labels = conflictFreeLabels(cfg.labels);
     validateConfig(cfg, (m) => warnings.push(m));
+    cfg.labels = conflictFreeLabels(cfg.labels);
   } catch (e) {
     if (e instanceof ValueError) {
       throw invalid(

@@ -268,9 +268,8 @@ export function normalizeRegistryEntry(
   } else if (r.includes('://')) {
     bad(`${what} ${r} should not contain '://'`);
   }
-  r = r.replace(/\/+$/, '');
-  if (r.includes('/')) {
-    if (isCIDR(r)) return r;
+  if (isCIDR(r)) return r;
+  if (/^[0-9a-fA-F.:]+\/[^/]*$/.test(r) && net.isIP(r.split('/')[0]!) !== 0) {
     bad(`${what} ${r} is not valid: invalid CIDR address ${goQuote(r)}`);
   }
   let host = r;
