@@ -196,6 +196,61 @@ describe('image metadata', { skip }, () => {
     assert.deepEqual(res.messages, ['Loaded image: t:1']);
     assert.equal(refs.get(ref('t:1')), id);
     assert.equal(layers.list().length, 2);
+    // 25+ layout: manifest.json pointing into blobs/sha256, plus an OCI-only variant (index.json)
+    const raw2 = config([d1, d2], { comment: 'oci' });
+    const id2 = sha256(raw2);
+    const gz1 = zlib.gzipSync(L1);
+    const blobs = {
+      [`blobs/sha256/${id2.slice(7)}`]: raw2,
+      [`blobs/sha256/${sha256(gz1).slice(7)}`]: gz1,
+      [`blobs/sha256/${d2.slice(7)}`]: L2,
+    };
+    const layerPaths = [`blobs/sha256/${sha256(gz1).slice(7)}`, `blobs/sha256/${d2.slice(7)}`];
+    const m25 = JSON.stringify([{ Config: `blobs/sha256/${id2.slice(7)}`, RepoTags: ['oci:25'], Layers: layerPaths }]);
+    const r25 = await loadImages(Readable.from([saveTar({ ...blobs, 'manifest.json': m25 })]), deps);
+    assert.deepEqual(r25.images, [{ id: id2, tags: ['oci:25'] }]);
+    const ociManifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: id2, size: raw2.length },
+      layers: layerPaths.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: `sha256:${l.slice(13)}`,
+        size: 1,
+      })),
+    });
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          digest: sha256(ociManifest),
+          size: ociManifest.length,
+          annotations: { 'io.containerd.image.name': 'docker.io/library/oci:only' },
+        },
+      ],
+    });
+    const rOci = await loadImages(
+      Readable.from([
+        saveTar({
+          ...blobs,
+          [`blobs/sha256/${sha256(ociManifest).slice(7)}`]: ociManifest,
+          'index.json': index,
+          'oci-layout': '{"imageLayoutVersion":"1.0.0"}',
+        }),
+      ]),
+      deps,
+    );
+    assert.deepEqual(rOci.messages, ['Loaded image: oci:only']);
+    // a blob whose content does not match its name is refused
+    const badBlobs = { ...blobs, [`blobs/sha256/${d2.slice(7)}`]: L1 };
+    await images.delete(id2);
+    refs.delete(ref('oci:25'));
+    refs.delete(ref('oci:only'));
+    await assert.rejects(
+      loadImages(Readable.from([saveTar({ ...badBlobs, 'manifest.json': m25 })]), deps),
+      /content digest mismatch|invalid diffID/,
+    );
+    assert.equal(images.has(id2), false);
     await images.close();
   });
 });

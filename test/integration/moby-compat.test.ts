@@ -14,14 +14,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  ImageService,
-  ImageStore,
-  imagePaths,
-  loadImages,
-  ReferenceStore,
-  saveImages,
-} from '../../src/image/index.js';
+import { ImageService, ImageStore, imagePaths, loadImages, ReferenceStore, saveImages } from '../../src/image/index.js';
 import { LayerStore } from '../../src/layer/index.js';
 import { chainIds, type Digest } from '../../src/oci/index.js';
 import { makeFixtureImages } from '../kit/fixture-images.js';
@@ -45,7 +38,9 @@ async function imageRows(d: ReferenceDockerd): Promise<Row[]> {
     const size = Number((await d.dockerOk(['image', 'inspect', '--format', '{{.Size}}', id])).trim());
     rows.push({ id, repo, tag, size });
   }
-  return rows.filter((r) => r.repo !== '<none>').sort((a, b) => `${a.repo}:${a.tag}`.localeCompare(`${b.repo}:${b.tag}`));
+  return rows
+    .filter((r) => r.repo !== '<none>')
+    .sort((a, b) => `${a.repo}:${a.tag}`.localeCompare(`${b.repo}:${b.tag}`));
 }
 
 function untar(file: string, dir: string): void {
@@ -65,7 +60,7 @@ function saveLayerDigests(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of manifest) {
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, m.Config), 'utf8')) as { rootfs: { diff_ids: string[] } };
-    m.Layers.forEach((l, i) => out.set(cfg.rootfs.diff_ids[i]!, sha256File(path.join(dir, l))));
+    for (const [i, l] of m.Layers.entries()) out.set(cfg.rootfs.diff_ids[i]!, sha256File(path.join(dir, l)));
   }
   return out;
 }
@@ -119,15 +114,21 @@ describe('moby compatibility (reference dockerd 20.10)', { skip, timeout: 170_00
       layers: b.layers,
       tmpRoot: b.paths.tmp,
     });
-    assert.deepEqual(
-      res.messages.filter((m) => m.startsWith('Loaded image:')).sort(),
-      ['Loaded image: bbase:1', 'Loaded image: multi:v1', 'Loaded image: other/multi:latest'],
-    );
+    assert.deepEqual(res.messages.filter((m) => m.startsWith('Loaded image:')).sort(), [
+      'Loaded image: bbase:1',
+      'Loaded image: multi:v1',
+      'Loaded image: other/multi:latest',
+    ]);
     // berth's own view matches dockerd's
     const berthRows = b.service
       .list()
       .flatMap((s) =>
-        s.RepoTags.map((t) => ({ id: s.Id, repo: t.slice(0, t.lastIndexOf(':')), tag: t.slice(t.lastIndexOf(':') + 1), size: s.Size })),
+        s.RepoTags.map((t) => ({
+          id: s.Id,
+          repo: t.slice(0, t.lastIndexOf(':')),
+          tag: t.slice(t.lastIndexOf(':') + 1),
+          size: s.Size,
+        })),
       )
       .sort((x, y) => `${x.repo}:${x.tag}`.localeCompare(`${y.repo}:${y.tag}`));
     assert.deepEqual(berthRows, rowsA);
@@ -162,13 +163,10 @@ describe('moby compatibility (reference dockerd 20.10)', { skip, timeout: 170_00
         '-c',
         'echo ok; ls /d; ls /d/sub; cat /third; cat /d/hard',
       ]);
-      assert.deepEqual(run.trim().split('\n'), [
-        'ok',
-        `hard\n${'n'.repeat(150)}\nsub`.split('\n'),
-        'g',
-        'third',
-        'x',
-      ].flat());
+      assert.deepEqual(
+        run.trim().split('\n'),
+        ['ok', `hard\n${'n'.repeat(150)}\nsub`.split('\n'), 'g', 'third', 'x'].flat(),
+      );
     } finally {
       await refB.destroy();
     }
@@ -180,7 +178,12 @@ describe('moby compatibility (reference dockerd 20.10)', { skip, timeout: 170_00
       const rows = b.service
         .list()
         .flatMap((s) =>
-          s.RepoTags.map((t) => ({ id: s.Id, repo: t.slice(0, t.lastIndexOf(':')), tag: t.slice(t.lastIndexOf(':') + 1), size: s.Size })),
+          s.RepoTags.map((t) => ({
+            id: s.Id,
+            repo: t.slice(0, t.lastIndexOf(':')),
+            tag: t.slice(t.lastIndexOf(':') + 1),
+            size: s.Size,
+          })),
         )
         .sort((x, y) => `${x.repo}:${x.tag}`.localeCompare(`${y.repo}:${y.tag}`));
       assert.deepEqual(rows, rowsA);

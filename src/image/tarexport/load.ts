@@ -257,6 +257,12 @@ async function openLayer(file: string, rawHash: ReturnType<typeof createHash>): 
   return tap;
 }
 
+async function fileDigest(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of fs.createReadStream(file)) h.update(c as Buffer);
+  return `sha256:${h.digest('hex')}`;
+}
+
 /** Loads a `docker save` tar stream into the stores. */
 export async function loadImages(input: Readable, deps: LoadDeps): Promise<LoadResult> {
   await fsp.mkdir(deps.tmpRoot, { recursive: true, mode: 0o700 });
@@ -272,6 +278,11 @@ export async function loadImages(input: Readable, deps: LoadDeps): Promise<LoadR
         const c = chain[i]!;
         const expected = it.config.rootfs.diff_ids[i]!;
         if (deps.layers.has(c)) {
+          // already present: still refuse a blob whose content does not match its name
+          const blob = it.layerDigests[i];
+          if (blob && (await fileDigest(it.layerFiles[i]!)) !== blob) {
+            throw invalidArgument(`invalid layer ${blob}: content digest mismatch`);
+          }
           deps.layers.get(c);
           held.push(c);
           continue;
