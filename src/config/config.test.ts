@@ -8,6 +8,7 @@ import {
   assertSupported,
   DEFAULT_HOST,
   DEFAULTS,
+  effectiveLogLevel,
   loadDaemonConfig,
   loadDaemonConfigDetailed,
   parseDaemonHost,
@@ -367,6 +368,8 @@ test('defaults: berth paths, dockerd values elsewhere; frozen', () => {
   assert.equal(c.storageDriver, 'overlay2');
   assert.equal(c.defaultRuntime, 'runc');
   assert.equal(c.logLevel, 'info');
+  assert.equal(effectiveLogLevel(c), 'info');
+  assert.equal(effectiveLogLevel(load(['-D']).config), 'debug');
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.hosts) && Object.isFrozen(DEFAULTS));
   assert.throws(() => {
     (c as { debug: boolean }).debug = true;
@@ -657,7 +660,24 @@ test('semantic validation of the merged configuration', () => {
     [],
     '{"insecure-registries": ["192.168.10.200:5000", "10.0.0.0/8", "[::1]:5000", "https://harbor.example.com"]}',
   );
-  assert.equal(okReg.config.insecureRegistries.length, 4);
+  assert.deepEqual(okReg.config.insecureRegistries, [
+    '192.168.10.200:5000',
+    '10.0.0.0/8',
+    '[::1]:5000',
+    'harbor.example.com',
+  ]);
+  assert.equal(
+    v('{"exec-opts": ["native.umask=weird"]}'),
+    `${MERGED}invalid exec-opt (native.umask=weird): native.umask option weird not supported`,
+  );
+  assert.equal(
+    v('{"exec-opts": ["isolation=hyperv"]}'),
+    `${MERGED}invalid exec-opt (isolation=hyperv): unknown option: "isolation"`,
+  );
+  assert.equal(
+    v('{"proxies": "http://p:3128"}'),
+    `${PREFIX}"proxies" (line 1, column 13) must be an object with http-proxy, https-proxy or no-proxy, not the string "http://p:3128"`,
+  );
   assert.match(
     okReg.warnings.join('\n'),
     /insecure registry https:\/\/harbor.example.com should not contain 'https:\/\/'/,

@@ -28,6 +28,7 @@ export {
 export { findComment, JsonSyntaxError, parseJson } from './json.js';
 export {
   assertSupported,
+  effectiveLogLevel,
   type LoadOptions,
   type LoadResult,
   loadDaemonConfig,

@@ -121,6 +121,9 @@ export function parseDaemonJson(text: string): FileConfig {
   const unknown: string[] = [];
   const entries: { key: string; node: JsonNode; fileKey: string }[] = [];
   for (const e of root.entries) {
+    if (e.key === 'proxies' && e.value.type !== 'object') {
+      throw invalid(typeError('proxies', e.value, 'an object with http-proxy, https-proxy or no-proxy').message);
+    }
     if (e.key === 'proxies' && e.value.type === 'object') {
       for (const pe of e.value.entries) {
         const s = SETTINGS.find((x) => x.filePath?.[1] === pe.key);
@@ -569,6 +572,13 @@ export function resolveDaemonConfig(
   try {
     validateConfig(cfg, (m) => warnings.push(m));
     cfg.labels = conflictFreeLabels(cfg.labels);
+    // keep the normalised registry entries (scheme stripped, index.docker.io → docker.io)
+    cfg.insecureRegistries = cfg.insecureRegistries.map((r) =>
+      normalizeRegistryEntry(r, 'insecure registry', () => {}),
+    );
+    cfg.allowNondistributableArtifacts = cfg.allowNondistributableArtifacts.map((r) =>
+      normalizeRegistryEntry(r, 'allow-nondistributable-artifacts registry', () => {}),
+    );
   } catch (e) {
     if (e instanceof ValueError) {
       throw invalid(
@@ -617,6 +627,11 @@ export function loadDaemonConfigDetailed(opts: LoadOptions): LoadResult & { flag
 
 export function loadDaemonConfig(opts: LoadOptions): DaemonConfig {
   return loadDaemonConfigDetailed(opts).config;
+}
+
+/** The level the logger should use: --debug forces debug, as in dockerd. */
+export function effectiveLogLevel(cfg: DaemonConfig): string {
+  return cfg.debug ? 'debug' : cfg.logLevel.toLowerCase();
 }
 
 // ---- reload -----------------------------------------------------------------

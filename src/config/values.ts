@@ -194,6 +194,8 @@ export function validateExecOpt(val: string): string {
   if (k === 'native.cgroupdriver') {
     if (v !== 'cgroupfs' && v !== 'systemd')
       bad(`invalid exec-opt (${val}): native.cgroupdriver option ${v} not supported`);
+  } else if (k === 'native.umask') {
+    if (v !== 'normal' && v !== 'unmodified') bad(`invalid exec-opt (${val}): native.umask option ${v} not supported`);
   } else {
     bad(`invalid exec-opt (${val}): unknown option: ${JSON.stringify(k)}`);
   }
