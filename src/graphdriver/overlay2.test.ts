@@ -172,7 +172,7 @@ describe('overlay2 mounts', () => {
 });
 
 describe('overlay2 depth and long mount data', () => {
-  test(`mounts a ${MAX_DEPTH - 1}-layer chain (relative lowerdirs) and refuses depth > ${MAX_DEPTH}`, async () => {
+  test(`mounts a RW layer over a ${MAX_DEPTH}-layer chain (relative lowerdirs past one page) and refuses more`, async () => {
     const chain: string[] = [];
     let parent: string | undefined;
     for (let i = 0; i < MAX_DEPTH; i++) {

@@ -36,12 +36,18 @@ after(async () => {
   fs.rmSync(snap, { recursive: true, force: true });
 });
 
-function runAndKill(seed: number, delayMs: number): Promise<{ ops: number; stderr: string; signal: string | null }> {
+/** `fromSpawn`: time the kill from process start, so some kills land inside open()'s own sweep. */
+function runAndKill(
+  seed: number,
+  delayMs: number,
+  fromSpawn: boolean,
+): Promise<{ ops: number; stderr: string; signal: string | null }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, root, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let ops = 0;
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
+    if (fromSpawn) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
     child.stdout.on('data', (b: Buffer) => {
       const s = b.toString();
       if (s.includes('ready') && !timer) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
@@ -91,8 +97,9 @@ test(`layer store survives ${KILLS} SIGKILLs at random points`, { timeout: 58_00
   let maxLayers = 0;
   let maxMounts = 0;
   for (let i = 0; i < KILLS && Date.now() - started < BUDGET_MS; i++) {
-    const delay = 10 + Math.floor(Math.random() * 300);
-    const r = await runAndKill(1000 + i, delay);
+    const fromSpawn = i % 4 === 3;
+    const delay = fromSpawn ? 80 + Math.floor(Math.random() * 200) : 10 + Math.floor(Math.random() * 300);
+    const r = await runAndKill(1000 + i, delay, fromSpawn);
     assert.equal(r.signal, 'SIGKILL', `child died on its own:\n${r.stderr}`);
     kills++;
     totalOps += r.ops;

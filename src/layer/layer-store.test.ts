@@ -263,3 +263,58 @@ describe('RW layers', () => {
     assert.deepEqual(await store.check(), []);
   });
 });
+
+describe('open() repairs what a crash or corruption left', () => {
+  test('sweeps tmp, -removing entries, orphan driver dirs and invalid entries (with their children)', async () => {
+    const a = await store.register(Readable.from([tars[0] as Buffer]));
+    const b = await store.register(Readable.from([tars[1] as Buffer]), a.chainId);
+    const c = await store.register(Readable.from([tars[2] as Buffer]), b.chainId);
+    const keep = await store.register(Readable.from([makeTar([{ name: 'keep', data: 'k' }])]));
+    await store.close();
+    // 1. an unfinished write set, 2. a driver dir no entry refers to (crash before the layerdb rename)
+    fs.mkdirSync(path.join(layerdb, 'tmp', 'write-set-123'));
+    fs.writeFileSync(path.join(layerdb, 'tmp', 'write-set-123', 'diff'), 'sha256:');
+    const orphan = '0'.repeat(64);
+    const drv = await (await import('../graphdriver/index.js')).Overlay2Driver.init(home);
+    await drv.create(orphan, b.cacheId);
+    // 3. a layer whose deletion was interrupted after the rename
+    fs.renameSync(entry(c.chainId, ''), `${entry(c.chainId, '')}-abc-removing`);
+    // 4. a corrupt entry (empty diff file): it and the layers on it go
+    fs.writeFileSync(entry(a.chainId, 'diff'), '');
+    store = await LayerStore.open(root);
+    assert.deepEqual(
+      store.list().map((l) => l.chainId),
+      [keep.chainId],
+    );
+    assert.deepEqual(fs.readdirSync(path.join(layerdb, 'tmp')), []);
+    assert.deepEqual(fs.readdirSync(path.join(layerdb, 'sha256')), [keep.chainId.slice(7)]);
+    assert.deepEqual(fs.readdirSync(home).sort(), [keep.cacheId, 'l'].sort());
+    assert.equal(fs.readdirSync(path.join(home, 'l')).length, 1);
+    assert.deepEqual(await store.check(), []);
+    store.get(keep.chainId);
+    await store.release(keep.chainId);
+    assert.deepEqual(fs.readdirSync(home), ['l']);
+  });
+
+  test('check() reports damage it finds', async () => {
+    const l = await store.register(Readable.from([tars[0] as Buffer]));
+    fs.writeFileSync(path.join(home, l.cacheId, 'diff', 'etc', 'os-release'), 'ID=tampered\n');
+    fs.writeFileSync(entry(l.chainId, 'size'), '1');
+    fs.mkdirSync(path.join(home, 'f'.repeat(64)));
+    const problems = await store.check();
+    assert.ok(
+      problems.some((p) => p.includes('size file says 1')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('does not verify')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes(`orphan directory ${'f'.repeat(64)}`)),
+      problems.join('\n'),
+    );
+    fs.rmSync(path.join(home, 'f'.repeat(64)), { recursive: true });
+    await store.release(l.chainId);
+  });
+});
