@@ -53,6 +53,10 @@ const o = median(ours);
 const mb = tarBytes / 1e6;
 console.log(machineNote());
 console.log(`tar: ${mb.toFixed(1)} MB; runs: ${runs} (median)`);
-console.log(`tar -x + sha256sum: ${b.toFixed(3)} s (${(mb / b).toFixed(0)} MB/s)  [${base.map((x) => x.toFixed(3)).join(', ')}]`);
-console.log(`applyLayer:         ${o.toFixed(3)} s (${(mb / o).toFixed(0)} MB/s)  [${ours.map((x) => x.toFixed(3)).join(', ')}]`);
+console.log(
+  `tar -x + sha256sum: ${b.toFixed(3)} s (${(mb / b).toFixed(0)} MB/s)  [${base.map((x) => x.toFixed(3)).join(', ')}]`,
+);
+console.log(
+  `applyLayer:         ${o.toFixed(3)} s (${(mb / o).toFixed(0)} MB/s)  [${ours.map((x) => x.toFixed(3)).join(', ')}]`,
+);
 console.log(`throughput ratio applyLayer / (tar -x + sha256sum): ${(b / o).toFixed(2)}`);

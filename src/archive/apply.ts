@@ -40,7 +40,7 @@ const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
-const MAX_TIME = 9223372036.854775807; // Go's unixMaxTime
+const MAX_TIME = 9223372036.854776; // Go's unixMaxTime (1<<63-1 ns), in seconds
 
 function boundTime(t: number): number {
   return t < 0 || t > MAX_TIME ? 0 : t;
@@ -50,7 +50,17 @@ function q(s: string): string {
   return JSON.stringify(Buffer.from(s, 'latin1').toString('utf8'));
 }
 
-const INPUT_ERRNOS = new Set(['EEXIST', 'EPERM', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EINVAL', 'EXDEV', 'EMLINK']);
+const INPUT_ERRNOS = new Set([
+  'EEXIST',
+  'EPERM',
+  'ENOTDIR',
+  'EISDIR',
+  'ELOOP',
+  'ENAMETOOLONG',
+  'EINVAL',
+  'EXDEV',
+  'EMLINK',
+]);
 
 class Extractor {
   private readonly cache = new Set<string>();

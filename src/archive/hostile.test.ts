@@ -39,7 +39,10 @@ interface Outcome {
 }
 
 /** Applies `tar` next to a sentinel dir; asserts nothing outside dest changed. */
-async function run(tar: Buffer, opts: { allowDevices?: boolean; chunk?: number; noTarSplit?: boolean } = {}): Promise<Outcome> {
+async function run(
+  tar: Buffer,
+  opts: { allowDevices?: boolean; chunk?: number; noTarSplit?: boolean } = {},
+): Promise<Outcome> {
   const box = path.join(tmp, `box${n++}`);
   const dest = path.join(box, 'dest');
   const sentinel = path.join(box, 'sentinel');
@@ -64,7 +67,11 @@ async function run(tar: Buffer, opts: { allowDevices?: boolean; chunk?: number; 
   }
   assert.equal(snapshot(sentinel), before, 'sentinel changed');
   const now = fs.readdirSync(box).sort().join();
-  assert.equal(now, error || opts.noTarSplit ? boxEntries : 'dest,sentinel,tar-split.json.gz', 'unexpected files next to dest');
+  assert.equal(
+    now,
+    error || opts.noTarSplit ? boxEntries : 'dest,sentinel,tar-split.json.gz',
+    'unexpected files next to dest',
+  );
   assert.ok(!fs.existsSync('/x') && !fs.existsSync('/etc/x') && !fs.existsSync('/pwned'), 'wrote to /');
   return { dest, error };
 }
@@ -144,11 +151,7 @@ test('final components never follow symlinks: files, dirs, devices replace the l
 test('a directory replaced by a symlink later does not get its mtime restored through it', async () => {
   const box = path.join(tmp, `box${n}`);
   const o = await run(
-    new TarWriter()
-      .dir('d', { mtime: 12345 })
-      .file('d/f', 'x')
-      .symlink('d', path.join(box, 'sentinel'))
-      .finish(),
+    new TarWriter().dir('d', { mtime: 12345 }).file('d/f', 'x').symlink('d', path.join(box, 'sentinel')).finish(),
     { noTarSplit: true },
   );
   assert.equal(o.error, undefined);
@@ -156,7 +159,10 @@ test('a directory replaced by a symlink later does not get its mtime restored th
 });
 
 test('hard links must resolve inside dest', async () => {
-  assertInvalid(await run(new TarWriter().hardlink('x', '/etc/passwd').finish()), /invalid hardlink "x" -> "\/etc\/passwd"/);
+  assertInvalid(
+    await run(new TarWriter().hardlink('x', '/etc/passwd').finish()),
+    /invalid hardlink "x" -> "\/etc\/passwd"/,
+  );
   assertInvalid(await run(new TarWriter().hardlink('x', '../sentinel/secret').finish()), /invalid hardlink .*outside/);
   const box = path.join(tmp, `box${n}`);
   assertInvalid(

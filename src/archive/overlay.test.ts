@@ -123,7 +123,8 @@ test('exportDiff and changes of an overlay upper dir after create/modify/delete 
   };
   for (const [p, k] of Object.entries(expected)) assert.equal(got.get(p), k, `${p} in ${JSON.stringify(ch)}`);
   for (const c of ch) {
-    if (!(c.path in expected)) assert.ok(['/etc', '/usr', '/usr/bin'].includes(c.path) && c.kind === 0, JSON.stringify(c));
+    if (!(c.path in expected))
+      assert.ok(['/etc', '/usr', '/usr/bin'].includes(c.path) && c.kind === 0, JSON.stringify(c));
   }
   assert.ok(!got.has('/keep') && !got.has('/keep/same'));
 });

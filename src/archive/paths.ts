@@ -68,7 +68,8 @@ export function resolveDir(root: string, parts: string[], opts: ResolveOptions):
       continue;
     }
     if (st.isSymbolicLink()) {
-      if (++hops > 40) throw invalidArgument(`too many levels of symbolic links resolving ${JSON.stringify(opts.entry)}`);
+      if (++hops > 40)
+        throw invalidArgument(`too many levels of symbolic links resolving ${JSON.stringify(opts.entry)}`);
       const target = fs.readlinkSync(rootedPath(root, key), { encoding: 'buffer' }).toString('latin1');
       cur.pop();
       if (target.startsWith('/')) cur = [];

@@ -38,7 +38,10 @@ function chunked(buf: Buffer, size = 7919): Readable {
 /** applyLayer then assembleTar; asserts byte identity and diffId, returns the result. */
 async function roundTrip(tar: Buffer, whiteouts: 'overlay' | 'none' = 'overlay', chunk?: number) {
   const { dest, ts } = fresh();
-  const res = await applyLayer(chunk ? chunked(tar, chunk) : Readable.from([tar]), dest, { tarSplitPath: ts, whiteouts });
+  const res = await applyLayer(chunk ? chunked(tar, chunk) : Readable.from([tar]), dest, {
+    tarSplitPath: ts,
+    whiteouts,
+  });
   assert.equal(res.diffId, `sha256:${createHash('sha256').update(tar).digest('hex')}`);
   assert.equal(res.tarSize, tar.length);
   const again = await collect(assembleTar(ts, dest));
@@ -102,11 +105,14 @@ test('GNU tar archives (gnu, pax, ustar formats) round-trip byte-identically and
     if (format !== 'ustar') {
       assert.equal(fs.readFileSync(path.join(dest, `${'d'.repeat(120)}/${'f'.repeat(150)}`), 'utf8'), 'long name');
       assert.deepEqual(native.lgetxattr(path.join(dest, 'empty'), 'user.comment'), Buffer.from('a note'));
-      assert.deepEqual(native.lgetxattr(path.join(dest, 'dir/hello.txt'), 'trusted.berth'), Buffer.from([0, 1, 2, 255]));
+      assert.deepEqual(
+        native.lgetxattr(path.join(dest, 'dir/hello.txt'), 'trusted.berth'),
+        Buffer.from([0, 1, 2, 255]),
+      );
     }
     // size = moby's directory.Size: regular files + symlink targets, hard links once.
-    const expected = 12 + 3 * 1024 * 1024 + 17 + '../hello.txt'.length + '/etc/passwd'.length + 10 + 13 +
-      (format === 'ustar' ? 0 : 9);
+    const expected =
+      12 + 3 * 1024 * 1024 + 17 + '../hello.txt'.length + '/etc/passwd'.length + 10 + 13 + (format === 'ustar' ? 0 : 9);
     assert.equal(res.size, expected, `${format}: size`);
   }
 });
@@ -147,28 +153,32 @@ test('TarWriter archives: PAX and GNU long names, xattrs, whiteouts, opaque dirs
   const lines = zlib.gunzipSync(fs.readFileSync(ts)).toString('utf8').split('\n');
   assert.equal(lines.pop(), '', 'ends with a newline');
   const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  entries.forEach((e, i) => assert.equal(e.position, i));
+  for (const [i, e] of entries.entries()) assert.equal(e.position, i);
   for (const [i, e] of entries.entries()) {
     const keys = Object.keys(e);
     if (e.type === 2) assert.deepEqual(keys, ['type', 'payload', 'position'], lines[i]);
     else {
       assert.equal(e.type, 1);
-      assert.ok(keys.join() === 'type,name,size,payload,position' || keys.join() === 'type,name,payload,position' ||
-        keys.join() === 'type,name_raw,size,payload,position', lines[i]);
+      assert.ok(
+        keys.join() === 'type,name,size,payload,position' ||
+          keys.join() === 'type,name,payload,position' ||
+          keys.join() === 'type,name_raw,size,payload,position',
+        lines[i],
+      );
       if (e.size) assert.equal(Buffer.from(e.payload as string, 'base64').length, 8);
       else assert.equal(e.payload, null);
     }
   }
   const x = entries.find((e) => e.name === 'a/x')!;
   assert.equal(x.size, 1);
-  assert.equal(
-    Buffer.from(x.payload as string, 'base64').readBigUInt64BE(),
-    native.crc64(Buffer.from('x')),
-  );
+  assert.equal(Buffer.from(x.payload as string, 'base64').readBigUInt64BE(), native.crc64(Buffer.from('x')));
   const raw = entries.find((e) => e.name_raw);
   assert.equal(Buffer.from(raw!.name_raw as string, 'base64').toString('latin1'), 'bad-\xff\xfe-name');
   assert.equal(lines[0]!.slice(0, 20), '{"type":2,"payload":');
-  assert.match(lines.find((l) => l.includes('"name":"a/x"'))!, /^\{"type":1,"name":"a\/x","size":1,"payload":"[A-Za-z0-9+/=]{12}","position":\d+\}$/);
+  assert.match(
+    lines.find((l) => l.includes('"name":"a/x"'))!,
+    /^\{"type":1,"name":"a\/x","size":1,"payload":"[A-Za-z0-9+/=]{12}","position":\d+\}$/,
+  );
   // After the last file: its padding, the two zero blocks and the trailing bytes, all recorded.
   let lastFile = 0;
   entries.forEach((e, i) => {

@@ -40,13 +40,15 @@ export interface TarHeader {
 
 /** Types that never carry data, whatever their size field says (Go's isHeaderOnlyType). */
 export function isHeaderOnly(typeflag: string): boolean {
-  return typeflag === '1' || typeflag === '2' || typeflag === '3' || typeflag === '4' || typeflag === '5' || typeflag === '6';
+  return (
+    typeflag === '1' || typeflag === '2' || typeflag === '3' || typeflag === '4' || typeflag === '5' || typeflag === '6'
+  );
 }
 
 function cString(b: Buffer, start: number, end: number): string {
   let e = start;
   while (e < end && b[e] !== 0) e++;
-  return b.toString("latin1", start, e);
+  return b.toString('latin1', start, e);
 }
 
 function headerError(msg: string): Error {
@@ -112,9 +114,9 @@ function isZeroBlock(b: Buffer): boolean {
 }
 
 function detectFormat(b: Buffer): TarFormat {
-  const magic = b.toString("latin1", 257, 263);
-  if (magic === 'ustar\0') return b.toString("latin1", 508, 512) === 'tar\0' ? 'star' : 'ustar';
-  if (magic === 'ustar ' && b.toString("latin1", 263, 265) === ' \0') return 'gnu';
+  const magic = b.toString('latin1', 257, 263);
+  if (magic === 'ustar\0') return b.toString('latin1', 508, 512) === 'tar\0' ? 'star' : 'ustar';
+  if (magic === 'ustar ' && b.toString('latin1', 263, 265) === ' \0') return 'gnu';
   return 'v7';
 }
 
@@ -181,11 +183,11 @@ export function parsePax(buf: Buffer): Map<string, string> {
   while (off < buf.length) {
     const sp = buf.indexOf(0x20, off);
     if (sp < 0 || sp - off > 20) throw headerError('malformed PAX record length');
-    const lenStr = buf.toString("latin1", off, sp);
+    const lenStr = buf.toString('latin1', off, sp);
     if (!/^[0-9]+$/.test(lenStr)) throw headerError('malformed PAX record length');
     const n = Number(lenStr);
     if (n < 5 || off + n > buf.length || buf[off + n - 1] !== 0x0a) throw headerError('malformed PAX record');
-    const rec = buf.toString("latin1", sp + 1, off + n - 1);
+    const rec = buf.toString('latin1', sp + 1, off + n - 1);
     const eq = rec.indexOf('=');
     if (eq <= 0) throw headerError('malformed PAX record (no key)');
     const k = rec.slice(0, eq);
@@ -250,7 +252,7 @@ export interface TarSink {
   trailing(buf: Buffer): void;
 }
 
-const enum S {
+enum S {
   Header,
   Meta,
   Data,
@@ -425,8 +427,7 @@ export class TarParser {
   finish(): void {
     if (this.ended) return;
     const at = this.current ? ` (in or after entry ${JSON.stringify(this.current.name)})` : '';
-    const clean =
-      (this.state === S.Header && this.fill === 0) || (this.state === S.Pad && this.padRead === 0);
+    const clean = (this.state === S.Header && this.fill === 0) || (this.state === S.Pad && this.padRead === 0);
     if (!clean) throw invalidArgument(`unexpected end of tar archive${at}`);
     if (this.pendingPax || this.longName !== undefined || this.longLink !== undefined) {
       // Go's reader also reports plain EOF here.

@@ -35,7 +35,16 @@ function goJsonString(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     let esc: string | undefined;
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26 || c === 0x2028 || c === 0x2029) {
+    if (
+      c < 0x20 ||
+      c === 0x22 ||
+      c === 0x5c ||
+      c === 0x3c ||
+      c === 0x3e ||
+      c === 0x26 ||
+      c === 0x2028 ||
+      c === 0x2029
+    ) {
       switch (c) {
         case 0x22:
           esc = '\\"';
@@ -71,7 +80,13 @@ function goJsonString(s: string): string {
 }
 
 /** Encodes one entry exactly as tar-split's jsonPacker writes it (with the trailing newline). */
-export function encodeEntry(type: 1 | 2, position: number, payload: Buffer | null, name?: string, size?: number): string {
+export function encodeEntry(
+  type: 1 | 2,
+  position: number,
+  payload: Buffer | null,
+  name?: string,
+  size?: number,
+): string {
   let s = `{"type":${type}`;
   if (name !== undefined && name !== '') {
     const bytes = Buffer.from(name, 'latin1');

@@ -65,7 +65,10 @@ function putOctal(b: Buffer, off: number, width: number, x: number): void {
 }
 
 function putNumeric(b: Buffer, off: number, width: number, x: number): void {
-  if (fitsOctal(width, x)) return putOctal(b, off, width, x);
+  if (fitsOctal(width, x)) {
+    putOctal(b, off, width, x);
+    return;
+  }
   let v = BigInt(x);
   for (let i = width - 1; i >= 0; i--) {
     b[off + i] = Number(v & 0xffn);
@@ -145,7 +148,20 @@ function rawFile(name: string, data: Buffer, type: string, magic: 'ustar' | 'gnu
   if (n.length > 100) n = n.slice(0, 100);
   n = n.replace(/\/+$/, '');
   const h = block(
-    { name: n, linkname: '', type, mode: 0, uid: 0, gid: 0, size: data.length, mtime: 0, uname: '', gname: '', devmajor: 0, devminor: 0 },
+    {
+      name: n,
+      linkname: '',
+      type,
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      size: data.length,
+      mtime: 0,
+      uname: '',
+      gname: '',
+      devmajor: 0,
+      devminor: 0,
+    },
     magic,
   );
   setChecksum(h);
