@@ -11,7 +11,7 @@ import { machineNote, median, settle, sh, timeAsync, timeSync } from './util.js'
 
 const mib = Number(process.argv[2] ?? 200);
 const runs = Number(process.argv[3] ?? 3);
-const work = path.join(os.tmpdir(), `berth-bench-archive-${mib}`);
+const work = path.join(process.env.BENCH_DIR ?? os.tmpdir(), `berth-bench-archive-${mib}`);
 const tree = path.join(work, 'tree');
 const tarPath = path.join(work, 'layer.tar');
 if (!fs.existsSync(tarPath)) {
