@@ -234,3 +234,38 @@ test('duplicate paths are rejected when recording tar-split, replaced otherwise'
   assert.equal(fs.readFileSync(path.join(d2.dest, 'a'), 'utf8'), 'two');
   assert.equal(r.size, 3);
 });
+
+test('non-UTF-8 names work for xattrs, devices and whiteouts (native calls via a temporary name)', async () => {
+  const dir = Buffer.from('d\xe9j\xe0/', 'latin1');
+  const tar = new TarWriter()
+    .dir(dir)
+    .file(Buffer.from('d\xe9j\xe0/f\xff', 'latin1'), 'data', { xattrs: { 'user.x': 'y' } })
+    .add({ name: Buffer.from('d\xe9j\xe0/c\xff', 'latin1'), type: '3', devmajor: 1, devminor: 3 })
+    .file(Buffer.from('d\xe9j\xe0/.wh.g\xff', 'latin1'), '')
+    .finish();
+  const { dest } = await roundTrip(tar);
+  const p = (s: string) => Buffer.from(`${dest}/${s}`, 'latin1');
+  assert.ok(fs.lstatSync(p('d\xe9j\xe0/c\xff')).isCharacterDevice());
+  const wo = fs.lstatSync(p('d\xe9j\xe0/g\xff'));
+  assert.ok(wo.isCharacterDevice() && wo.rdev === 0);
+  assert.deepEqual(
+    fs
+      .readdirSync(p('d\xe9j\xe0'), { encoding: 'buffer' })
+      .map((b) => b.toString('latin1'))
+      .sort(),
+    ['c\xff', 'f\xff', 'g\xff'],
+  );
+});
+
+test('an aborted signal cancels extraction', async () => {
+  const { dest } = fresh();
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(
+    applyLayer(Readable.from([new TarWriter().file('a', 'x').finish()]), dest, {
+      whiteouts: 'overlay',
+      signal: ac.signal,
+    }),
+    (e: Error & { kind?: string }) => e.kind === 'cancelled',
+  );
+});
