@@ -181,10 +181,14 @@ export class RegistryApp {
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
-    const url = new URL(req.url ?? '/', 'http://registry');
-    const route = matchRoute(url.pathname);
+    // The raw path, never URL-normalised: `a/%2e%2e/b` must be refused as a name, not resolved to `b`.
+    const rawUrl = req.url ?? '/';
+    const qi = rawUrl.indexOf('?');
+    const pathname = qi === -1 ? rawUrl : rawUrl.slice(0, qi);
+    const q = new URLSearchParams(qi === -1 ? '' : rawUrl.slice(qi + 1));
+    const route = matchRoute(pathname);
     if (!route) {
-      throw regError('NAME_UNKNOWN', { path: url.pathname }, { status: 404, message: 'no such route' });
+      throw regError('NAME_UNKNOWN', { path: pathname }, { status: 404, message: 'no such route' });
     }
     if (!ALLOWED[route.r].includes(method)) {
       res.setHeader('Allow', ALLOWED[route.r].join(', '));
@@ -194,7 +198,6 @@ export class RegistryApp {
       throw regError('UNSUPPORTED', undefined, { message: 'registry is in read-only mode' });
     }
     if ('name' in route) checkName(route.name);
-    const q = url.searchParams;
     switch (route.r) {
       case 'base':
         return this.json(res, 200, {}, req);
