@@ -26,6 +26,7 @@ export interface Ctx {
   ns: string;
   crossNs: string;
   /** Shared between the cases of one run (workflows are stateful, in order). */
+  // biome-ignore lint/suspicious/noExplicitAny: free-form state shared between the cases of a run
   s: Record<string, any>;
 }
 
@@ -596,7 +597,13 @@ export function cases(): Case[] {
       async fn(c) {
         const r = await req('GET', `${c.url}/v2/${c.ns}/referrers/${m4}`);
         status(r, [200], 'GET');
-        const ms = r.json().manifests as Array<Record<string, any>>;
+        const ms = r.json().manifests as Array<{
+          digest: string;
+          mediaType: string;
+          size: number;
+          artifactType?: string;
+          annotations?: Record<string, string>;
+        }>;
         assert.equal(ms.length, 5);
         for (const m of ms) assert.equal(m.annotations?.[ANNOTATION], 'test');
         const byDigest = new Map(ms.map((m) => [m.digest, m]));

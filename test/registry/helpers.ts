@@ -116,6 +116,7 @@ export interface Resp {
   status: number;
   headers: Headers;
   body: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: tests probe arbitrary JSON bodies
   json(): any;
 }
 
