@@ -18,8 +18,16 @@ export interface Target {
   close(): Promise<void>;
 }
 
+const created: string[] = [];
+process.once('exit', () => {
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp directory removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(d);
+  return d;
 }
 
 export const haveDistribution = fs.existsSync('/usr/bin/docker-registry');
