@@ -19,9 +19,15 @@ export interface Target {
 }
 
 const created: string[] = [];
+const children = new Set<ChildProcess>();
 process.once('exit', () => {
+  // never leave a docker-registry behind, even when a test run is cut short
+  for (const c of children) c.kill('SIGKILL');
   for (const d of created) fs.rmSync(d, { recursive: true, force: true });
 });
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGPIPE', 'SIGHUP'] as const) {
+  process.once(sig, () => process.exit(1));
+}
 
 /** A temp directory removed when the test process exits. */
 export function tempDir(prefix: string): string {
@@ -104,6 +110,8 @@ export async function startDistribution(opts: { root?: string; deleteEnabled?: b
       reject(new Error(`docker-registry exited ${c}: ${buf}`));
     });
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   // keep draining its output
   child.stdout!.resume();
   child.stderr!.resume();
