@@ -17,7 +17,7 @@ pkgs=(gcc g++ make python3 runc iptables)
 if [ "${1:-}" = "--test" ]; then
   # The reference implementations the tests compare berth against, and the
   # static busybox every test image is made from (nothing is pulled from the internet).
-  pkgs+=(docker.io docker-registry skopeo crun busybox-static tini attr)
+  pkgs+=(docker.io docker-registry skopeo crun busybox-static tini attr wrk)
 fi
 
 missing=()
