@@ -13,11 +13,11 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 # Build tools for the small C addon (native/berth_native.c), and the runtime.
-pkgs=(gcc g++ make python3 runc iptables)
+pkgs=(gcc g++ make python3 runc iptables tini golang-github-docker-docker-dev)
 if [ "${1:-}" = "--test" ]; then
   # The reference implementations the tests compare berth against, and the
   # static busybox every test image is made from (nothing is pulled from the internet).
-  pkgs+=(docker.io docker-registry skopeo crun busybox-static tini attr wrk)
+  pkgs+=(docker.io docker-registry skopeo crun busybox-static attr wrk)
 fi
 
 missing=()
