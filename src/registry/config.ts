@@ -16,6 +16,8 @@ export interface RegistryConfig {
     deleteEnabled: boolean;
     uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
     readOnly: boolean;
+    /** berth: collection run by the serving process itself (see docs/registry.md). */
+    gc: { enabled: boolean; intervalMs: number; deleteUntagged: boolean; dryRun: boolean; graceMs: number };
   };
   http: {
     addr: string;
@@ -23,9 +25,12 @@ export interface RegistryConfig {
     tls?: { certificate: string; key: string };
     /** Manifest body limit in bytes (4 MiB, the spec's SHOULD). */
     manifestMaxBytes: number;
+    /** The debug server: /metrics (Prometheus), /debug/health, POST /debug/gc. */
+    debug?: { addr: string; prometheus: { enabled: boolean; path: string } };
   };
   auth?: {
-    htpasswd?: { realm: string; path: string };
+    /** anonymousread (berth): GET/HEAD without credentials; writes need a valid user. */
+    htpasswd?: { realm: string; path: string; anonymousread: boolean };
     token?: { realm: string; service: string; issuer: string; rootcertbundle: string };
   };
   proxy?: { remoteurl: string; username?: string; password?: string; ttl?: number };
@@ -135,6 +140,7 @@ export function configFromDocument(raw: Obj, requireVersion = true): RegistryCon
   const maint = isObj(storage.maintenance) ? storage.maintenance : {};
   const up = isObj(maint.uploadpurging) ? maint.uploadpurging : {};
   const ro = isObj(maint.readonly) ? maint.readonly : {};
+  const gc = isObj(maint.gc) ? maint.gc : {};
 
   const http = isObj(raw.http) ? raw.http : {};
   const addr = http.addr === undefined ? DEFAULT_ADDR : str(http.addr, 'http.addr');
@@ -163,6 +169,14 @@ export function configFromDocument(raw: Obj, requireVersion = true): RegistryCon
         dryRun: bool(up.dryrun, 'storage.maintenance.uploadpurging.dryrun', false),
       },
       readOnly: bool(ro.enabled, 'storage.maintenance.readonly.enabled', false),
+      gc: {
+        enabled: bool(gc.enabled, 'storage.maintenance.gc.enabled', false),
+        intervalMs:
+          gc.interval === undefined ? 24 * HOUR : parseDuration(gc.interval, 'storage.maintenance.gc.interval'),
+        deleteUntagged: bool(gc.deleteuntagged, 'storage.maintenance.gc.deleteuntagged', false),
+        dryRun: bool(gc.dryrun, 'storage.maintenance.gc.dryrun', false),
+        graceMs: gc.grace === undefined ? 0 : parseDuration(gc.grace, 'storage.maintenance.gc.grace'),
+      },
     },
     http: {
       addr,
@@ -171,6 +185,17 @@ export function configFromDocument(raw: Obj, requireVersion = true): RegistryCon
       manifestMaxBytes: 4 * 1024 * 1024,
     },
   };
+  if (isObj(http.debug) && http.debug.addr !== undefined) {
+    const prom = isObj(http.debug.prometheus) ? http.debug.prometheus : {};
+    cfg.http.debug = {
+      addr: str(http.debug.addr, 'http.debug.addr'),
+      prometheus: {
+        // distribution needs prometheus.enabled; berth serves /metrics on the debug server by default.
+        enabled: bool(prom.enabled, 'http.debug.prometheus.enabled', true),
+        path: prom.path === undefined ? '/metrics' : str(prom.path, 'http.debug.prometheus.path'),
+      },
+    };
+  }
 
   if (isObj(raw.auth)) {
     const kinds = Object.keys(raw.auth);
@@ -181,6 +206,7 @@ export function configFromDocument(raw: Obj, requireVersion = true): RegistryCon
       cfg.auth.htpasswd = {
         realm: str(a.htpasswd.realm, 'auth.htpasswd.realm'),
         path: str(a.htpasswd.path, 'auth.htpasswd.path'),
+        anonymousread: bool(a.htpasswd.anonymousread, 'auth.htpasswd.anonymousread', false),
       };
     } else if (isObj(a.token)) {
       cfg.auth.token = {

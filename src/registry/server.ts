@@ -9,6 +9,7 @@ import { type Logger, nullLogger } from '../log/index.js';
 import { type Digest, isIndexMediaType, MediaType } from '../oci/index.js';
 import { parseAddr, type RegistryConfig } from './config.js';
 import { errorEnvelope, RegistryError, regError } from './errors.js';
+import { type GcOptions, type GcResult, garbageCollect } from './gc.js';
 import {
   checkDigest,
   checkName,
@@ -138,6 +139,11 @@ export class RegistryApp {
   ) {
     this.storage = new RegistryStorage(driver);
     this.log = opts.logger ?? nullLogger;
+  }
+
+  /** Runs garbage collection in this process: pushes continue while it marks (see gc.ts). */
+  collectGarbage(opts: Omit<GcOptions, 'gate'> = {}): Promise<GcResult> {
+    return garbageCollect(this.driver, { ...opts, gate: this.storage.gate });
   }
 
   /** The node:http request listener. */
@@ -463,8 +469,15 @@ export class RegistryApp {
       const digest = checkDigest(mount);
       if (from !== null) {
         checkName(from);
-        if (await this.storage.blobs.statInRepo(from, digest)) {
-          await this.storage.blobs.linkInRepo(name, digest);
+        const mounted = await this.storage.gate.write(
+          () => [digest],
+          async () => {
+            if (!(await this.storage.blobs.statInRepo(from, digest))) return false;
+            await this.storage.blobs.linkInRepo(name, digest);
+            return true;
+          },
+        );
+        if (mounted) {
           drain(req);
           return this.empty(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
         }

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { configFromDocument } from '../../src/registry/config.js';
-import { startRegistry } from '../../src/registry/server.js';
+import { type RegistryApp, startRegistry } from '../../src/registry/server.js';
 import { FilesystemDriver } from '../../src/registry/storage/index.js';
 
 export interface Target {
@@ -16,6 +16,8 @@ export interface Target {
   url: string;
   root: string;
   close(): Promise<void>;
+  /** The in-process app (berth only). */
+  app?: RegistryApp;
 }
 
 const created: string[] = [];
@@ -56,7 +58,7 @@ export async function startBerth(
     driver: new FilesystemDriver(root),
     ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
   });
-  return { name: 'berth', url: r.url, root, close: () => r.close() };
+  return { name: 'berth', url: r.url, root, close: () => r.close(), app: r.app };
 }
 
 export async function startDistribution(opts: { root?: string; deleteEnabled?: boolean } = {}): Promise<Target> {

@@ -7,6 +7,7 @@ import { type Digest, isDigest, MediaType } from '../../oci/index.js';
 import { regError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import { isPathNotFound, type StorageDriver } from './driver.js';
+import type { WriteGate } from './gate.js';
 import { digestFromComponents, pathFor } from './paths.js';
 
 export const MANIFEST_TYPES = new Set<string>([
@@ -131,6 +132,7 @@ export class ManifestStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
+    private readonly gate?: WriteGate,
   ) {}
 
   async resolveTag(name: string, tag: string): Promise<Digest | undefined> {
@@ -201,6 +203,21 @@ export class ManifestStore {
     const canonical =
       alg === 'sha256' ? computed : (`sha256:${createHash('sha256').update(body).digest('hex')}` as Digest);
     const info = parseManifest(body, contentType, canonical);
+    const store = () => this.storeVerified(name, reference, body, canonical, info);
+    if (!this.gate) return store();
+    return this.gate.write(
+      () => [canonical, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)],
+      store,
+    );
+  }
+
+  private async storeVerified(
+    name: string,
+    reference: { tag?: string; digest?: Digest },
+    body: Buffer,
+    canonical: Digest,
+    info: ManifestInfo,
+  ): Promise<PutResult> {
     for (const b of info.blobs) {
       if (b.urls?.length && NON_DISTRIBUTABLE.has(b.mediaType)) continue;
       if (!(await this.blobs.statInRepo(name, b.digest))) {

@@ -9,6 +9,7 @@ import { type Digest, digestAlgorithm } from '../../oci/index.js';
 import { regError } from '../errors.js';
 import type { BlobDescriptor, BlobStore } from './blobs.js';
 import { isPathNotFound, type StorageDriver } from './driver.js';
+import type { WriteGate } from './gate.js';
 import { pathFor } from './paths.js';
 
 export interface UploadStatus {
@@ -33,6 +34,7 @@ export class UploadStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
+    private readonly gate?: WriteGate,
   ) {}
 
   async create(name: string): Promise<UploadStatus> {
@@ -146,12 +148,17 @@ export class UploadStore {
           { message: 'provided digest did not match uploaded content' },
         );
       }
-      const existing = await this.blobs.stat(digest);
-      if (!existing) {
-        // The data was fsynced by each append's commit; the rename makes it visible.
-        await this.driver.move(dataPath, pathFor({ kind: 'blobData', digest }));
-      }
-      await this.blobs.linkInRepo(name, digest);
+      const publish = async () => {
+        const existing = await this.blobs.stat(digest);
+        if (!existing) {
+          // The data was fsynced by each append's commit; the rename makes it visible.
+          await this.driver.move(dataPath, pathFor({ kind: 'blobData', digest }));
+        }
+        await this.blobs.linkInRepo(name, digest);
+      };
+      // As a writer of the gate: a collection running in the server cannot sweep between stat and link.
+      if (this.gate) await this.gate.write(() => [digest], publish);
+      else await publish();
       await this.removeUpload(name, id);
       return { digest, size: st.size };
     });
