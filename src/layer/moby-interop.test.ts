@@ -7,25 +7,20 @@
 //    into imagedb by hand), dockerd inspects, saves (reassembling each tar from
 //    berth's tar-split) byte-identically, and creates a container on them.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
+import { ReferenceDockerd, referenceDockerdUnavailable } from '../../test/kit/reference-dockerd.js';
 import { chainIds, type Digest, sha256 } from '../oci/index.js';
 import { LayerStore } from './index.js';
 import { makeTar } from './tar-fixture.js';
 
-const haveDockerd = (() => {
-  try {
-    execFileSync('dockerd', ['--version'], { stdio: 'ignore' });
-    execFileSync('docker', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+// The reference dockerd always runs in its own network and mount namespaces
+// (test/kit): never on the host network, where --bridge=none would touch docker0.
+const unavailable = referenceDockerdUnavailable();
 
 const tars = [
   makeTar([
@@ -64,65 +59,13 @@ after(() => {
   for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
 });
 
-class Dockerd {
-  private proc?: ChildProcess;
-  readonly data: string;
-  private readonly sock: string;
-  constructor(readonly base: string) {
-    this.data = path.join(base, 'data');
-    this.sock = path.join(base, 'd.sock');
-  }
-  docker(...args: string[]): string {
-    return execFileSync('docker', ['-H', `unix://${this.sock}`, ...args], {
-      maxBuffer: 1 << 26,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
-  }
-  async start(): Promise<void> {
-    const log = fs.openSync(path.join(this.base, 'dockerd.log'), 'w');
-    this.proc = spawn(
-      'dockerd',
-      [
-        ...['--data-root', this.data, '--exec-root', path.join(this.base, 'exec')],
-        ...['--pidfile', path.join(this.base, 'pid'), '-H', `unix://${this.sock}`],
-        ...[
-          '--bridge=none',
-          '--iptables=false',
-          '--ip-masq=false',
-          '--ip-forward=false',
-          '--storage-driver',
-          'overlay2',
-        ],
-      ],
-      { stdio: ['ignore', log, log] },
-    );
-    for (let i = 0; i < 150; i++) {
-      try {
-        this.docker('version');
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-    throw new Error(
-      `dockerd did not start: ${fs.readFileSync(path.join(this.base, 'dockerd.log'), 'utf8').slice(-2000)}`,
-    );
-  }
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await new Promise((r) => p.on('exit', r));
-  }
-}
-
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of r) parts.push(c as Buffer);
   return Buffer.concat(parts);
 }
 
-describe('interop with dockerd', { skip: !haveDockerd && 'dockerd not installed', timeout: 55_000 }, () => {
+describe('interop with dockerd', { skip: unavailable ?? false, timeout: 90_000 }, () => {
   test('moby → berth: berth loads and verifies what dockerd wrote', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-moby-'));
     roots.push(base);
@@ -133,18 +76,18 @@ describe('interop with dockerd', { skip: !haveDockerd && 'dockerd not installed'
     const manifest = [{ Config: 'config.json', RepoTags: ['interop:1'], Layers: tars.map((_t, i) => `l${i}.tar`) }];
     fs.writeFileSync(path.join(img, 'manifest.json'), JSON.stringify(manifest));
     execFileSync('tar', ['-C', img, '-cf', path.join(base, 'img.tar'), '.']);
-    const d = new Dockerd(base);
-    await d.start();
+    const data = path.join(base, 'data');
+    const d = await ReferenceDockerd.start({ dataRoot: data, baseDir: base });
     let ctr: string;
     let mobyStatus: string;
     try {
-      d.docker('load', '-i', path.join(base, 'img.tar'));
-      ctr = d.docker('create', 'interop:1').trim();
-      mobyStatus = d.docker('info', '--format', '{{json .DriverStatus}}').trim();
+      await d.dockerOk(['load', '-i', path.join(base, 'img.tar')]);
+      ctr = (await d.dockerOk(['create', 'interop:1'])).trim();
+      mobyStatus = (await d.dockerOk(['info', '--format', '{{json .DriverStatus}}'])).trim();
     } finally {
-      await d.stop();
+      await d.destroy();
     }
-    const store = await LayerStore.open(d.data);
+    const store = await LayerStore.open(data);
     try {
       assert.deepEqual(
         store
@@ -171,20 +114,23 @@ describe('interop with dockerd', { skip: !haveDockerd && 'dockerd not installed'
   test('berth → moby: dockerd inspects, saves byte-identical layers and creates a container', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-moby-'));
     roots.push(base);
-    const d = new Dockerd(base);
-    const store = await LayerStore.open(d.data);
+    const data = path.join(base, 'data');
+    const store = await LayerStore.open(data);
     let parent: Digest | undefined;
     for (const t of tars) parent = (await store.register(Readable.from([t]), parent)).chainId;
     const totalSize = store.peek(parent as Digest)?.totalSize;
     await store.close();
     // the image store's job, done by hand here: the config in imagedb
-    const idb = path.join(d.data, 'image', 'overlay2', 'imagedb', 'content', 'sha256');
+    const idb = path.join(data, 'image', 'overlay2', 'imagedb', 'content', 'sha256');
     fs.mkdirSync(idb, { recursive: true });
     fs.writeFileSync(path.join(idb, imageId.slice(7)), config);
-    await d.start();
+    const d = await ReferenceDockerd.start({ dataRoot: data, baseDir: base });
     try {
-      assert.equal(d.docker('image', 'inspect', '--format', '{{.Size}}', imageId).trim(), String(totalSize));
-      d.docker('save', '-o', path.join(base, 'saved.tar'), imageId);
+      assert.equal(
+        (await d.dockerOk(['image', 'inspect', '--format', '{{.Size}}', imageId])).trim(),
+        String(totalSize),
+      );
+      await d.dockerOk(['save', '-o', path.join(base, 'saved.tar'), imageId]);
       const out = path.join(base, 'saved');
       fs.mkdirSync(out);
       execFileSync('tar', ['-C', out, '-xf', path.join(base, 'saved.tar')]);
@@ -193,13 +139,13 @@ describe('interop with dockerd', { skip: !haveDockerd && 'dockerd not installed'
         m.Layers.map((l) => sha256(fs.readFileSync(path.join(out, l)))),
         diffIds,
       );
-      const ctr = d.docker('create', imageId).trim();
-      assert.ok(d.docker('export', ctr).includes('app/main.js'));
+      const ctr = (await d.dockerOk(['create', imageId])).trim();
+      assert.ok((await d.dockerOk(['export', ctr])).includes('app/main.js'));
     } finally {
-      await d.stop();
+      await d.destroy();
     }
     // and berth reads dockerd's container back
-    const again = await LayerStore.open(d.data);
+    const again = await LayerStore.open(data);
     try {
       assert.equal(again.listRWLayers().length, 1);
       assert.deepEqual(await again.check(), []);
