@@ -8,8 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { type Logger, nullLogger } from '../log/index.js';
 import { type Digest, isIndexMediaType, MediaType } from '../oci/index.js';
 import { parseAddr, type RegistryConfig } from './config.js';
+import { type AccessController, accessFor, HtpasswdController, TokenController } from './auth/index.js';
 import { errorEnvelope, RegistryError, regError } from './errors.js';
 import { type GcOptions, type GcResult, garbageCollect } from './gc.js';
+import { RegistryMetrics } from './metrics.js';
+import { CachedNow, ProxyCache } from './proxy/proxy.js';
 import {
   checkDigest,
   checkName,
@@ -88,7 +91,13 @@ export interface RegistryAppOptions {
   manifestMaxBytes?: number;
   logger?: Logger;
   accessLog?: (e: AccessLogEntry) => void;
+  auth?: AccessController;
+  metrics?: RegistryMetrics;
+  /** Pull-through cache mode (proxy.remoteurl): pushes are refused. */
+  proxy?: ProxyOptionsLike;
 }
+
+type ProxyOptionsLike = ConstructorParameters<typeof ProxyCache>[1];
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -132,13 +141,33 @@ const KNOWN_MANIFEST_TYPES = new Set<string>([
 
 export class RegistryApp {
   readonly storage: RegistryStorage;
+  readonly proxy: ProxyCache | undefined;
+  readonly metrics: RegistryMetrics | undefined;
   private readonly log: Logger;
+  private readonly auth: AccessController | undefined;
   constructor(
     readonly driver: StorageDriver,
     private readonly opts: RegistryAppOptions = {},
   ) {
-    this.storage = new RegistryStorage(driver);
+    this.metrics = opts.metrics;
+    this.storage = new RegistryStorage(opts.metrics ? opts.metrics.instrument(driver) : driver);
     this.log = opts.logger ?? nullLogger;
+    this.auth = opts.auth;
+    this.proxy = opts.proxy
+      ? new ProxyCache(this.storage, { ...opts.proxy, ...(opts.metrics ? { metrics: opts.metrics } : {}), logger: this.log })
+      : undefined;
+  }
+
+  /** Health: the storage driver answers (distribution's storagedriver check). */
+  async health(): Promise<Record<string, string>> {
+    const failures: Record<string, string> = {};
+    try {
+      await this.storage.driver.stat('/');
+    } catch (e) {
+      if (!(e instanceof Error && e.name === 'PathNotFoundError'))
+        failures[`storagedriver_${this.storage.driver.name}`] = (e as Error).message;
+    }
+    return failures;
   }
 
   /** Runs garbage collection in this process: pushes continue while it marks (see gc.ts). */
@@ -150,6 +179,15 @@ export class RegistryApp {
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const t0 = process.hrtime.bigint();
     res.on('finish', () => {
+      const m = this.metrics;
+      if (m) {
+        const route = (res as RouteTagged).berthRoute ?? 'unknown';
+        const method = req.method ?? '-';
+        m.requests.inc({ method, route, code: String(res.statusCode) });
+        m.latency.observe({ method, route }, Number(process.hrtime.bigint() - t0) / 1e9);
+        const len = Number(res.getHeader('content-length') ?? 0);
+        if (len > 0 && method !== 'HEAD') m.bytesSent.inc({ route }, len);
+      }
       this.opts.accessLog?.({
         remote: req.socket.remoteAddress ?? '-',
         method: req.method ?? '-',
@@ -196,19 +234,33 @@ export class RegistryApp {
     if (!route) {
       throw regError('NAME_UNKNOWN', { path: pathname }, { status: 404, message: 'no such route' });
     }
+    (res as RouteTagged).berthRoute = route.r;
     if (!ALLOWED[route.r].includes(method)) {
       res.setHeader('Allow', ALLOWED[route.r].join(', '));
       throw regError('UNSUPPORTED', { method }, { message: `method ${method} not allowed` });
     }
+    if ('name' in route) checkName(route.name);
+    if (this.auth && route.r !== 'health') {
+      try {
+        await this.auth.authorize(req, accessFor(route, method, q));
+      } catch (e) {
+        drain(req);
+        throw e;
+      }
+    }
     if (this.opts.readOnly && MUTATING.has(method)) {
       throw regError('UNSUPPORTED', undefined, { message: 'registry is in read-only mode' });
     }
-    if ('name' in route) checkName(route.name);
+    if (this.proxy && MUTATING.has(method)) {
+      throw regError('UNSUPPORTED', undefined, { message: 'a pull-through cache does not accept pushes or deletes' });
+    }
     switch (route.r) {
       case 'base':
         return this.json(res, 200, {}, req);
-      case 'health':
-        return this.json(res, 200, {}, req);
+      case 'health': {
+        const failures = await this.health();
+        return this.json(res, Object.keys(failures).length ? 503 : 200, failures, req);
+      }
       case 'catalog':
         return this.catalog(req, res, q);
       case 'tags':
@@ -275,8 +327,9 @@ export class RegistryApp {
   ): Promise<void> {
     const n = parseIntParam(q.get('n'), 'n');
     const last = q.get('last') ?? undefined;
-    const all = await this.storage.manifests.tags(name);
+    const all = this.proxy ? await this.proxy.tags(name, '') : await this.storage.manifests.tags(name);
     if (!all) throw regError('NAME_UNKNOWN', { name });
+    if (this.proxy) all.sort();
     const page = paginate(all, n, last);
     if (page.more && n !== undefined && page.items.length) {
       const next = new URLSearchParams({ last: page.items.at(-1)!, n: String(n) });
@@ -301,7 +354,9 @@ export class RegistryApp {
     name: string,
     ref: string,
   ): Promise<void> {
-    let digest = await this.resolve(name, ref);
+    let digest = this.proxy
+      ? await this.proxy.manifest(name, ref, acceptList(req).length ? String(req.headers.accept) : undefined)
+      : await this.resolve(name, ref);
     let body = await this.storage.manifests.get(name, digest);
     if (!body) throw regError('MANIFEST_UNKNOWN', { name, reference: ref });
     let info = await this.storage.manifests.info(digest, body);
@@ -384,7 +439,31 @@ export class RegistryApp {
 
   private async getBlob(req: http.IncomingMessage, res: http.ServerResponse, name: string, ref: string): Promise<void> {
     const digest = checkDigest(ref);
-    const desc = await this.storage.blobs.statInRepo(name, digest);
+    let desc = await this.storage.blobs.statInRepo(name, digest);
+    if (!desc && this.proxy) {
+      if (req.method === 'HEAD') {
+        const size = await this.proxy.headBlob(name, digest);
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'application/octet-stream');
+        res.setHeader('Docker-Content-Digest', digest);
+        res.setHeader('Accept-Ranges', 'bytes');
+        res.setHeader('Content-Length', size);
+        res.end();
+        return;
+      }
+      const serveLocal = () => this.getBlob(req, res, name, ref);
+      if (req.headers.range) {
+        await this.proxy.fetchBlob(name, digest, undefined, async () => {});
+        desc = await this.storage.blobs.statInRepo(name, digest);
+      } else {
+        try {
+          return await this.proxy.fetchBlob(name, digest, res, serveLocal);
+        } catch (e) {
+          if (!(e instanceof CachedNow)) throw e;
+          desc = await this.storage.blobs.statInRepo(name, digest);
+        }
+      }
+    }
     if (!desc) throw regError('BLOB_UNKNOWN', { digest });
     let start = 0;
     let end = desc.size - 1;
@@ -478,6 +557,7 @@ export class RegistryApp {
           },
         );
         if (mounted) {
+          this.metrics?.uploads.inc({ result: 'mounted' });
           drain(req);
           return this.empty(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
         }
@@ -493,8 +573,10 @@ export class RegistryApp {
         await this.storage.uploads.commit(name, up.id, digest, req, length === undefined ? {} : { length });
       } catch (e) {
         await this.storage.uploads.cancel(name, up.id).catch(() => {});
+        this.metrics?.uploads.inc({ result: 'failed' });
         throw e;
       }
+      this.metrics?.uploads.inc({ result: 'completed' });
       return this.empty(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
     }
     drain(req);
@@ -562,13 +644,20 @@ export class RegistryApp {
         );
       }
     }
-    const desc = await this.storage.uploads.commit(
-      name,
-      id,
-      digest,
-      hasBody ? req : undefined,
-      opts.length === undefined ? {} : { length: opts.length },
-    );
+    let desc: Awaited<ReturnType<RegistryStorage['uploads']['commit']>>;
+    try {
+      desc = await this.storage.uploads.commit(
+        name,
+        id,
+        digest,
+        hasBody ? req : undefined,
+        opts.length === undefined ? {} : { length: opts.length },
+      );
+    } catch (e) {
+      this.metrics?.uploads.inc({ result: 'failed' });
+      throw e;
+    }
+    this.metrics?.uploads.inc({ result: 'completed' });
     this.empty(res, 201, { Location: `/v2/${name}/blobs/${desc.digest}`, 'Docker-Content-Digest': desc.digest });
   }
 
@@ -593,6 +682,8 @@ export class RegistryApp {
     this.json(res, 200, { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, req, MediaType.ociIndex);
   }
 }
+
+type RouteTagged = http.ServerResponse & { berthRoute?: string };
 
 function contentLength(req: http.IncomingMessage): number | undefined {
   const v = req.headers['content-length'];
@@ -638,30 +729,47 @@ export interface RunningRegistry {
   server: http.Server | https.Server;
   address: AddressInfo;
   url: string;
+  /** The debug server's URL when http.debug.addr is set. */
+  debugUrl?: string;
   close(): Promise<void>;
 }
 
 /** Starts a registry from a validated config (the composition root for `serve`). */
 export async function startRegistry(
   cfg: RegistryConfig,
-  deps: { driver: StorageDriver; logger?: Logger; accessLog?: (line: string) => void },
+  deps: { driver: StorageDriver; logger?: Logger; accessLog?: (line: string) => void; metrics?: RegistryMetrics },
 ): Promise<RunningRegistry> {
-  if (cfg.auth?.htpasswd || cfg.auth?.token) {
-    throw regError('UNSUPPORTED', undefined, {
-      message: 'auth is configured but not implemented yet; refusing to serve without it',
-    });
-  }
-  if (cfg.proxy)
-    throw regError('UNSUPPORTED', undefined, { message: 'proxy (pull-through cache) is not implemented yet' });
   const logger = deps.logger ?? nullLogger;
+  let auth: AccessController | undefined;
+  if (cfg.auth?.htpasswd) {
+    const h = cfg.auth.htpasswd;
+    auth = new HtpasswdController(h.realm, h.path, h.anonymousread);
+  } else if (cfg.auth?.token) {
+    const t = cfg.auth.token;
+    auth = new TokenController(t.realm, t.service, t.issuer, t.rootcertbundle);
+  }
   const accessLog = cfg.log.accessLogDisabled ? undefined : deps.accessLog;
+  const metrics = deps.metrics ?? (cfg.http.debug?.prometheus.enabled ? new RegistryMetrics() : undefined);
   const app = new RegistryApp(deps.driver, {
     deleteEnabled: cfg.storage.deleteEnabled,
     readOnly: cfg.storage.readOnly,
     manifestMaxBytes: cfg.http.manifestMaxBytes,
     logger,
     ...(accessLog ? { accessLog: (e: AccessLogEntry) => accessLog(formatAccessLog(e)) } : {}),
+    ...(auth ? { auth } : {}),
+    ...(metrics ? { metrics } : {}),
+    ...(cfg.proxy
+      ? {
+          proxy: {
+            remoteurl: cfg.proxy.remoteurl,
+            ...(cfg.proxy.username !== undefined ? { username: cfg.proxy.username } : {}),
+            ...(cfg.proxy.password !== undefined ? { password: cfg.proxy.password } : {}),
+            ...(cfg.proxy.ttl !== undefined ? { ttlMs: cfg.proxy.ttl } : {}),
+          },
+        }
+      : {}),
   });
+  await app.proxy?.start();
   const server = cfg.http.tls
     ? https.createServer(
         { cert: fs.readFileSync(cfg.http.tls.certificate), key: fs.readFileSync(cfg.http.tls.key) },
@@ -670,46 +778,137 @@ export async function startRegistry(
     : http.createServer(app.handle);
   server.keepAliveTimeout = 65_000;
   const { host, port } = parseAddr(cfg.http.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, port, host);
   const address = server.address() as AddressInfo;
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${cfg.http.tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
   logger.info('listening', { addr: `${hostForUrl}:${address.port}`, tls: Boolean(cfg.http.tls) });
 
-  let purgeTimer: NodeJS.Timeout | undefined;
-  if (cfg.storage.uploadPurging.enabled && !cfg.storage.readOnly) {
-    const { ageMs, intervalMs, dryRun } = cfg.storage.uploadPurging;
+  let debug: { server: http.Server; url: string } | undefined;
+  if (cfg.http.debug) {
+    const d = cfg.http.debug;
+    const ds = http.createServer((req, res) => {
+      void debugHandler(app, metrics, d.prometheus.path, req, res).catch((e: unknown) => {
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end(String(e));
+        } else res.destroy();
+      });
+    });
+    const da = parseAddr(d.addr);
+    await listen(ds, da.port, da.host);
+    const a = ds.address() as AddressInfo;
+    debug = { server: ds, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` };
+    logger.info('debug server listening', { url: debug.url });
+  }
+
+  const timers: NodeJS.Timeout[] = [];
+  let closed = false;
+  const every = (name: string, firstMs: number, intervalMs: number, fn: () => Promise<void>) => {
+    const slot = timers.length;
     const run = async () => {
       try {
-        const r = await purgeUploads(deps.driver, new Date(Date.now() - ageMs), dryRun);
-        if (r.removed.length || r.errors.length)
-          logger.info('purged stale uploads', { removed: r.removed.length, errors: r.errors.length, dryRun });
+        await fn();
       } catch (e) {
-        logger.error('upload purge failed', { error: String(e) });
+        logger.error(`${name} failed`, { error: String(e) });
       }
-      purgeTimer = setTimeout(run, intervalMs);
-      purgeTimer.unref();
+      if (closed) return;
+      const t = setTimeout(run, intervalMs);
+      t.unref();
+      timers[slot] = t;
     };
+    const t = setTimeout(run, firstMs);
+    t.unref();
+    timers.push(t);
+  };
+  if (cfg.storage.uploadPurging.enabled && !cfg.storage.readOnly) {
+    const { ageMs, intervalMs, dryRun } = cfg.storage.uploadPurging;
     // distribution waits a random jitter before the first run; a short fixed delay suffices here.
-    purgeTimer = setTimeout(run, Math.min(intervalMs, 60_000));
-    purgeTimer.unref();
+    every('upload purge', Math.min(intervalMs, 60_000), intervalMs, async () => {
+      const r = await purgeUploads(app.storage.driver, new Date(Date.now() - ageMs), dryRun);
+      if (r.removed.length || r.errors.length)
+        logger.info('purged stale uploads', { removed: r.removed.length, errors: r.errors.length, dryRun });
+    });
+  }
+  if (cfg.storage.gc.enabled && !cfg.storage.readOnly) {
+    const g = cfg.storage.gc;
+    every('garbage collection', g.intervalMs, g.intervalMs, async () => {
+      const r = await app.collectGarbage({ removeUntagged: g.deleteUntagged, dryRun: g.dryRun, graceMs: g.graceMs });
+      logger.info('garbage collection done', {
+        marked: r.marked,
+        blobsDeleted: r.blobsDeleted.length,
+        manifestsDeleted: r.manifestsDeleted.length,
+        dryRun: r.dryRun,
+      });
+    });
   }
   return {
     app,
     server,
     address,
     url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (purgeTimer) clearTimeout(purgeTimer);
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      }),
+    ...(debug ? { debugUrl: debug.url } : {}),
+    close: async () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      await app.proxy?.stop();
+      await Promise.all(
+        [server, debug?.server].filter((x): x is http.Server => !!x).map(
+          (srv) =>
+            new Promise<void>((resolve) => {
+              srv.close(() => resolve());
+              srv.closeAllConnections?.();
+            }),
+        ),
+      );
+    },
   };
+}
+
+function listen(server: http.Server | https.Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** The debug server: Prometheus metrics, health, and POST /debug/gc (berth: online collection). */
+async function debugHandler(
+  app: RegistryApp,
+  metrics: RegistryMetrics | undefined,
+  metricsPath: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const u = new URL(req.url ?? '/', 'http://debug');
+  if (metrics && u.pathname === metricsPath && req.method === 'GET') {
+    const text = await metrics.registry.metrics();
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.end(text);
+    return;
+  }
+  if (u.pathname === '/debug/health') {
+    const failures = await app.health();
+    res.statusCode = Object.keys(failures).length ? 503 : 200;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(failures));
+    return;
+  }
+  if (u.pathname === '/debug/gc' && req.method === 'POST') {
+    const flag = (k: string) => ['1', 'true'].includes(u.searchParams.get(k) ?? '');
+    const lines: string[] = [];
+    const r = await app.collectGarbage({
+      dryRun: flag('dryrun'),
+      removeUntagged: flag('deleteuntagged'),
+      emit: (l) => lines.push(l),
+    });
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify({ ...r, log: lines }));
+    return;
+  }
+  res.statusCode = 404;
+  res.end();
 }

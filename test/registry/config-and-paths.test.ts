@@ -142,7 +142,7 @@ proxy:
   assert.equal(c.storage.uploadPurging.intervalMs, 600_000);
   assert.equal(c.storage.uploadPurging.dryRun, true);
   assert.deepEqual(c.http.tls, { certificate: '/c.pem', key: '/k.pem' });
-  assert.deepEqual(c.auth?.htpasswd, { realm: 'basic-realm', path: '/auth/htpasswd' });
+  assert.deepEqual(c.auth?.htpasswd, { realm: 'basic-realm', path: '/auth/htpasswd', anonymousread: false });
   assert.equal(c.proxy?.remoteurl, 'https://registry-1.docker.io');
   const ro = loadConfig(f, {
     REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED: 'true',
@@ -280,7 +280,7 @@ test('`berth registry serve CONFIG` with TLS', { timeout: 40_000 }, async (t) =>
   }
 });
 
-test('`berth registry serve` refuses configured-but-unimplemented auth rather than serving open', {
+test('`berth registry serve` refuses to serve open when the configured htpasswd file is missing', {
   timeout: 40_000,
 }, async () => {
   const dir = tempDir('auth-');
@@ -294,5 +294,5 @@ test('`berth registry serve` refuses configured-but-unimplemented auth rather th
     timeout: 20_000,
   });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /auth is configured but not implemented/);
+  assert.match(r.stderr, /auth\.htpasswd\.path: cannot read/);
 });

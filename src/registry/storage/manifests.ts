@@ -190,6 +190,7 @@ export class ManifestStore {
     reference: { tag?: string; digest?: Digest },
     body: Buffer,
     contentType: string,
+    opts: { verifyReferences?: boolean } = {},
   ): Promise<PutResult> {
     const alg = reference.digest ? reference.digest.slice(0, reference.digest.indexOf(':')) : 'sha256';
     const computed = `${alg}:${createHash(alg).update(body).digest('hex')}` as Digest;
@@ -203,7 +204,7 @@ export class ManifestStore {
     const canonical =
       alg === 'sha256' ? computed : (`sha256:${createHash('sha256').update(body).digest('hex')}` as Digest);
     const info = parseManifest(body, contentType, canonical);
-    const store = () => this.storeVerified(name, reference, body, canonical, info);
+    const store = () => this.storeVerified(name, reference, body, canonical, info, opts.verifyReferences ?? true);
     if (!this.gate) return store();
     return this.gate.write(
       () => [canonical, ...info.blobs.map((b) => b.digest), ...info.children.map((c) => c.digest)],
@@ -217,8 +218,10 @@ export class ManifestStore {
     body: Buffer,
     canonical: Digest,
     info: ManifestInfo,
+    verifyReferences: boolean,
   ): Promise<PutResult> {
-    for (const b of info.blobs) {
+    // A pull-through cache stores manifests before their blobs (fetched on demand).
+    for (const b of verifyReferences ? info.blobs : []) {
       if (b.urls?.length && NON_DISTRIBUTABLE.has(b.mediaType)) continue;
       if (!(await this.blobs.statInRepo(name, b.digest))) {
         throw regError(
@@ -228,7 +231,7 @@ export class ManifestStore {
         );
       }
     }
-    for (const c of info.children) {
+    for (const c of verifyReferences ? info.children : []) {
       if (!(await this.exists(name, c.digest))) {
         throw regError(
           'MANIFEST_BLOB_UNKNOWN',
