@@ -1,0 +1,123 @@
+// The daemon's state: the stores of one data-root opened in moby's order,
+// with the services the API routers are given.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { DaemonConfig } from '../config/index.js';
+import { atomicWriteFileSync } from '../fsutil/index.js';
+import { ImageStore, imagePaths, ReferenceStore, V2MetadataService } from '../image/index.js';
+import { LayerStore } from '../layer/index.js';
+import { type Logger, nullLogger } from '../log/index.js';
+import { EventsService } from './events.js';
+import { ImagesService } from './images.js';
+import { BERTH_VERSION, GOARCH, SystemService } from './system.js';
+
+/** moby's modes for the directories of a data-root. */
+const ROOT_MODE = 0o711;
+const DIRS: [string, number][] = [
+  ['containers', 0o710],
+  ['image', 0o700],
+  ['tmp', 0o700],
+];
+
+/**
+ * moby prepareTempDir: the previous `<root>/tmp` is renamed away and removed
+ * in the background, a fresh one is created.
+ */
+async function sweepTmp(root: string, log: Logger): Promise<string> {
+  const tmp = path.join(root, 'tmp');
+  if (fs.existsSync(tmp)) {
+    const old = path.join(root, `tmp-old-${Date.now()}`);
+    try {
+      await fsp.rename(tmp, old);
+      void fsp.rm(old, { recursive: true, force: true }).catch((e) => {
+        log.warn(`failed to remove ${old}: ${(e as Error).message}`);
+      });
+    } catch (e) {
+      log.warn(`failed to sweep ${tmp}: ${(e as Error).message}`);
+    }
+  }
+  for (const n of fs.readdirSync(root)) {
+    if (n.startsWith('tmp-old-') && path.join(root, n) !== tmp) {
+      void fsp.rm(path.join(root, n), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+  await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
+  return tmp;
+}
+
+function engineId(root: string): string {
+  const f = path.join(root, 'engine-id');
+  try {
+    const v = fs.readFileSync(f, 'utf8').trim();
+    if (v) return v;
+  } catch {
+    // first start
+  }
+  const id = randomUUID();
+  atomicWriteFileSync(f, id, { mode: 0o600 });
+  return id;
+}
+
+export interface DaemonOptions {
+  config: () => DaemonConfig;
+  logger?: Logger;
+  warnings?: () => string[];
+}
+
+export class Daemon {
+  private constructor(
+    readonly layers: LayerStore,
+    readonly imageStore: ImageStore,
+    readonly refs: ReferenceStore,
+    readonly distribution: V2MetadataService,
+    readonly events: EventsService,
+    readonly images: ImagesService,
+    readonly system: SystemService,
+    readonly tmpRoot: string,
+  ) {}
+
+  static async open(opts: DaemonOptions): Promise<Daemon> {
+    const cfg = opts.config();
+    const log = opts.logger ?? nullLogger;
+    const root = cfg.dataRoot;
+    await fsp.mkdir(root, { recursive: true, mode: ROOT_MODE });
+    await fsp.chmod(root, ROOT_MODE);
+    for (const [d, mode] of DIRS) await fsp.mkdir(path.join(root, d), { recursive: true, mode });
+    await fsp.mkdir(cfg.execRoot, { recursive: true, mode: 0o700 });
+    const tmpRoot = await sweepTmp(root, log);
+    const layers = await LayerStore.open(root, { logger: log });
+    const p = imagePaths(root, layers.driver.name);
+    const imageStore = ImageStore.open(p.imagedb, layers, log.with({ module: 'image-store' }));
+    const refs = ReferenceStore.open(p.repositories);
+    const distribution = new V2MetadataService(p.distribution);
+    const events = new EventsService();
+    const images = new ImagesService({
+      layers,
+      images: imageStore,
+      refs,
+      events,
+      tmpRoot,
+      logger: log,
+      dockerVersion: BERTH_VERSION,
+      architecture: GOARCH,
+    });
+    const system = new SystemService({
+      config: opts.config,
+      images,
+      events,
+      driverName: layers.driver.name,
+      driverStatus: () => layers.driverStatus(),
+      engineId: engineId(root),
+      warnings: opts.warnings ?? (() => []),
+    });
+    log.info(`Loaded ${imageStore.length} images and ${layers.list().length} layers`, { root });
+    return new Daemon(layers, imageStore, refs, distribution, events, images, system, tmpRoot);
+  }
+
+  async close(): Promise<void> {
+    await this.imageStore.close();
+    await this.layers.close();
+  }
+}
