@@ -7,8 +7,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type Logger, nullLogger } from '../log/index.js';
 import { type Digest, isIndexMediaType, MediaType } from '../oci/index.js';
-import { parseAddr, type RegistryConfig } from './config.js';
 import { type AccessController, accessFor, HtpasswdController, TokenController } from './auth/index.js';
+import { parseAddr, type RegistryConfig } from './config.js';
 import { errorEnvelope, RegistryError, regError } from './errors.js';
 import { type GcOptions, type GcResult, garbageCollect } from './gc.js';
 import { RegistryMetrics } from './metrics.js';
@@ -154,7 +154,11 @@ export class RegistryApp {
     this.log = opts.logger ?? nullLogger;
     this.auth = opts.auth;
     this.proxy = opts.proxy
-      ? new ProxyCache(this.storage, { ...opts.proxy, ...(opts.metrics ? { metrics: opts.metrics } : {}), logger: this.log })
+      ? new ProxyCache(this.storage, {
+          ...opts.proxy,
+          ...(opts.metrics ? { metrics: opts.metrics } : {}),
+          logger: this.log,
+        })
       : undefined;
   }
 
@@ -853,13 +857,15 @@ export async function startRegistry(
       for (const t of timers) clearTimeout(t);
       await app.proxy?.stop();
       await Promise.all(
-        [server, debug?.server].filter((x): x is http.Server => !!x).map(
-          (srv) =>
-            new Promise<void>((resolve) => {
-              srv.close(() => resolve());
-              srv.closeAllConnections?.();
-            }),
-        ),
+        [server, debug?.server]
+          .filter((x): x is http.Server => !!x)
+          .map(
+            (srv) =>
+              new Promise<void>((resolve) => {
+                srv.close(() => resolve());
+                srv.closeAllConnections?.();
+              }),
+          ),
       );
     },
   };

@@ -18,6 +18,8 @@ export interface Target {
   close(): Promise<void>;
   /** The in-process app (berth only). */
   app?: RegistryApp;
+  /** berth's debug server (http.debug.addr). */
+  debugUrl?: string;
 }
 
 const created: string[] = [];
@@ -42,26 +44,45 @@ export const haveDistribution = fs.existsSync('/usr/bin/docker-registry');
 export const haveSkopeo = spawnSync('skopeo', ['--version']).status === 0;
 
 export async function startBerth(
-  opts: { root?: string; deleteEnabled?: boolean; readOnly?: boolean; accessLog?: (l: string) => void } = {},
+  opts: {
+    root?: string;
+    deleteEnabled?: boolean;
+    readOnly?: boolean;
+    accessLog?: (l: string) => void;
+    /** Extra top-level config sections (auth, proxy, …) merged into the document. */
+    extra?: Record<string, unknown>;
+    /** Extra keys of the `http` section (debug, tls). */
+    http?: Record<string, unknown>;
+  } = {},
 ): Promise<Target> {
   const root = opts.root ?? tempDir('berth-reg-');
   const cfg = configFromDocument({
+    ...opts.extra,
     version: '0.1',
     storage: {
       filesystem: { rootdirectory: root },
       delete: { enabled: opts.deleteEnabled ?? true },
       maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: opts.readOnly ?? false } },
     },
-    http: { addr: '127.0.0.1:0' },
+    http: { addr: '127.0.0.1:0', ...opts.http },
   });
   const r = await startRegistry(cfg, {
     driver: new FilesystemDriver(root),
     ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
   });
-  return { name: 'berth', url: r.url, root, close: () => r.close(), app: r.app };
+  return {
+    name: 'berth',
+    url: r.url,
+    root,
+    close: () => r.close(),
+    app: r.app,
+    ...(r.debugUrl ? { debugUrl: r.debugUrl } : {}),
+  };
 }
 
-export async function startDistribution(opts: { root?: string; deleteEnabled?: boolean } = {}): Promise<Target> {
+export async function startDistribution(
+  opts: { root?: string; deleteEnabled?: boolean; extraYaml?: string[] } = {},
+): Promise<Target> {
   const root = opts.root ?? tempDir('dist-reg-');
   const dir = tempDir('dist-cfg-');
   const cfgPath = path.join(dir, 'config.yml');
@@ -84,6 +105,7 @@ export async function startDistribution(opts: { root?: string; deleteEnabled?: b
       'http:',
       '  addr: 127.0.0.1:0',
       '  secret: berth-test-secret',
+      ...(opts.extraYaml ?? []),
       '',
     ].join('\n'),
   );
@@ -207,13 +229,18 @@ export function desc(mediaType: string, b: Buffer, extra: Record<string, unknown
 }
 
 /** Pushes a blob with POST + PUT ?digest=. */
-export async function pushBlob(base: string, name: string, blob: Buffer): Promise<Resp> {
-  const post = await req('POST', `${base}/v2/${name}/blobs/uploads/`);
+export async function pushBlob(
+  base: string,
+  name: string,
+  blob: Buffer,
+  headers: Record<string, string> = {},
+): Promise<Resp> {
+  const post = await req('POST', `${base}/v2/${name}/blobs/uploads/`, { headers });
   if (post.status !== 202) throw new Error(`POST upload: ${post.status} ${post.body}`);
   const loc = new URL(post.headers.get('location')!, base);
   loc.searchParams.set('digest', sha256(blob));
   return req('PUT', loc.toString(), {
-    headers: { 'Content-Type': 'application/octet-stream' },
+    headers: { 'Content-Type': 'application/octet-stream', ...headers },
     body: blob,
   });
 }
@@ -224,8 +251,9 @@ export async function pushManifest(
   ref: string,
   m: Buffer,
   type = OCI_MANIFEST,
+  headers: Record<string, string> = {},
 ): Promise<Resp> {
-  return req('PUT', `${base}/v2/${name}/manifests/${ref}`, { headers: { 'Content-Type': type }, body: m });
+  return req('PUT', `${base}/v2/${name}/manifests/${ref}`, { headers: { 'Content-Type': type, ...headers }, body: m });
 }
 
 /** Every file under `dir` (relative path → contents), for tree comparisons. */
@@ -240,4 +268,48 @@ export function readTree(dir: string): Map<string, Buffer> {
   };
   if (fs.existsSync(dir)) walk(dir);
   return out;
+}
+
+/** Pushes a one-layer OCI image (config + layer + manifest) and returns what a pull must find. */
+export async function pushSimpleImage(
+  base: string,
+  name: string,
+  tag: string,
+  layerContent: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<{ manifest: Buffer; digest: string; config: Buffer; layer: Buffer }> {
+  const config = configBlob();
+  const layer = gzipTar('data.bin', layerContent);
+  for (const b of [config, layer]) {
+    const r = await pushBlob(base, name, b, headers);
+    if (r.status !== 201) throw new Error(`push blob: ${r.status} ${r.body}`);
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: desc(OCI_CONFIG, config),
+      layers: [desc(OCI_LAYER_GZIP, layer)],
+    }),
+  );
+  const r = await pushManifest(base, name, tag, manifest, OCI_MANIFEST, headers);
+  if (r.status !== 201) throw new Error(`push manifest: ${r.status} ${r.body}`);
+  return { manifest, digest: sha256(manifest), config, layer };
+}
+
+/** Runs skopeo asynchronously (berth may serve from this very event loop). */
+export function skopeoAsync(args: string[], timeoutMs = 120_000): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('skopeo', ['--insecure-policy', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stderr: err });
+    });
+  });
 }

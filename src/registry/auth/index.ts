@@ -41,11 +41,7 @@ export function unauthorized(challenge: string, detail?: unknown, message?: stri
 }
 
 /** The access a route needs (distribution's app.go rules; `delete` for DELETE). */
-export function accessFor(
-  route: { r: string; name?: string },
-  method: string,
-  query: URLSearchParams,
-): Access[] {
+export function accessFor(route: { r: string; name?: string }, method: string, query: URLSearchParams): Access[] {
   if (route.r === 'base') return [];
   if (route.r === 'catalog') return [{ type: 'registry', name: 'catalog', action: '*' }];
   const name = route.name;

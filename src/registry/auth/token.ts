@@ -79,7 +79,8 @@ export class TokenController implements AccessController {
       throw invalidArgument(`auth.token.rootcertbundle: cannot read ${rootcertbundle}: ${(e as Error).message}`);
     }
     this.roots = parseCertBundle(pem);
-    if (this.roots.length === 0) throw invalidArgument(`auth.token.rootcertbundle: no certificates in ${rootcertbundle}`);
+    if (this.roots.length === 0)
+      throw invalidArgument(`auth.token.rootcertbundle: no certificates in ${rootcertbundle}`);
     for (const c of this.roots) this.byKid.set(libtrustKeyId(c.publicKey), c.publicKey);
   }
 
@@ -104,7 +105,10 @@ export class TokenController implements AccessController {
       (a) =>
         !granted.some(
           (g) =>
-            g.type === a.type && g.name === a.name && Array.isArray(g.actions) && (g.actions.includes(a.action) || g.actions.includes('*')),
+            g.type === a.type &&
+            g.name === a.name &&
+            Array.isArray(g.actions) &&
+            (g.actions.includes(a.action) || g.actions.includes('*')),
         ),
     );
     if (missing.length) {
@@ -148,7 +152,8 @@ export class TokenController implements AccessController {
     const certs = x5c.map((b) => new X509Certificate(Buffer.from(b, 'base64')));
     const at = new Date(now * 1000);
     for (const c of certs) {
-      if (at < new Date(c.validFrom) || at > new Date(c.validTo)) throw new Error(`certificate ${c.subject} is not valid now`);
+      if (at < new Date(c.validFrom) || at > new Date(c.validTo))
+        throw new Error(`certificate ${c.subject} is not valid now`);
     }
     for (let i = 0; i + 1 < certs.length; i++) {
       if (!certs[i]!.verify(certs[i + 1]!.publicKey)) throw new Error('x5c chain is broken');

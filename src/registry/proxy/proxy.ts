@@ -164,7 +164,11 @@ export class ProxyCache {
         scope: this.scope(name),
       });
     } catch (e) {
-      throw regError('UNAVAILABLE', { name }, { message: `upstream unreachable: ${(e as Error).message}`, status: 503 });
+      throw regError(
+        'UNAVAILABLE',
+        { name },
+        { message: `upstream unreachable: ${(e as Error).message}`, status: 503 },
+      );
     }
     const body = Buffer.from(await r.body.arrayBuffer());
     if (r.status === 404) throw regError('MANIFEST_UNKNOWN', { name, reference: digest ?? tag });
@@ -174,7 +178,11 @@ export class ProxyCache {
     const alg = digest ? digestAlgorithm(digest) : 'sha256';
     const got = `${alg}:${createHash(alg).update(body).digest('hex')}` as Digest;
     if (digest && got !== digest) {
-      throw regError('UNAVAILABLE', { expected: digest, got }, { status: 502, message: 'upstream manifest does not match its digest' });
+      throw regError(
+        'UNAVAILABLE',
+        { expected: digest, got },
+        { status: 502, message: 'upstream manifest does not match its digest' },
+      );
     }
     const res = await this.storage.manifests.put(
       name,
@@ -193,13 +201,18 @@ export class ProxyCache {
     try {
       r = await this.upstream.fetch('HEAD', `/v2/${name}/blobs/${digest}`, { scope: this.scope(name) });
     } catch (e) {
-      throw regError('UNAVAILABLE', { digest }, { message: `upstream unreachable: ${(e as Error).message}`, status: 503 });
+      throw regError(
+        'UNAVAILABLE',
+        { digest },
+        { message: `upstream unreachable: ${(e as Error).message}`, status: 503 },
+      );
     }
     await r.body.dump();
     if (r.status === 404) throw regError('BLOB_UNKNOWN', { digest });
     if (r.status !== 200) throw regError('UNAVAILABLE', { upstream: r.status }, { status: 503 });
     const n = Number(header(r.headers, 'content-length'));
-    if (!Number.isSafeInteger(n) || n < 0) throw regError('UNAVAILABLE', { digest }, { status: 502, message: 'upstream gave no size' });
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw regError('UNAVAILABLE', { digest }, { status: 502, message: 'upstream gave no size' });
     return n;
   }
 
@@ -232,7 +245,11 @@ export class ProxyCache {
     try {
       r = await this.upstream.fetch('GET', `/v2/${name}/blobs/${digest}`, { scope: this.scope(name) });
     } catch (e) {
-      throw regError('UNAVAILABLE', { digest }, { message: `upstream unreachable: ${(e as Error).message}`, status: 503 });
+      throw regError(
+        'UNAVAILABLE',
+        { digest },
+        { message: `upstream unreachable: ${(e as Error).message}`, status: 503 },
+      );
     }
     if (r.status !== 200) {
       await r.body.dump();
@@ -292,14 +309,22 @@ export class ProxyCache {
     } catch (e) {
       await w.cancel().catch(() => {});
       await this.removeTmp(name, id);
-      throw regError('UNAVAILABLE', { digest }, { status: 502, message: `upstream blob transfer failed: ${(e as Error).message}` });
+      throw regError(
+        'UNAVAILABLE',
+        { digest },
+        { status: 502, message: `upstream blob transfer failed: ${(e as Error).message}` },
+      );
     }
     this.opts.metrics?.proxyBytes.inc({ kind: 'blob' }, total);
     const got = `${digestAlgorithm(digest)}:${hash.digest('hex')}`;
     if (got !== digest || (size !== undefined && total !== size)) {
       await this.removeTmp(name, id);
       this.log.error('upstream blob does not match its digest', { name, digest, got, size: size ?? -1, total });
-      throw regError('UNAVAILABLE', { expected: digest, got }, { status: 502, message: 'upstream blob does not match its digest' });
+      throw regError(
+        'UNAVAILABLE',
+        { expected: digest, got },
+        { status: 502, message: 'upstream blob does not match its digest' },
+      );
     }
     await this.blobLock.run(digest, () =>
       this.storage.gate.write(
