@@ -41,7 +41,7 @@ export class Filters {
   /** Refuses keys not in `accepted` with dockerd's wording. */
   validate(accepted: Iterable<string>): this {
     const ok = new Set(accepted);
-    for (const k of this.fields.keys()) if (!ok.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+    for (const k of this.fields.keys()) if (!ok.has(k)) throw invalidArgument(`Invalid filter '${k}'`);
     return this;
   }
 

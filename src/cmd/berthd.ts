@@ -24,7 +24,7 @@ import {
   unsupportedSettings,
   usage,
 } from '../config/index.js';
-import { BERTH_VERSION, Daemon, maskedProxy, parseTimestamp, proxyConfig } from '../daemon/index.js';
+import { BERTH_VERSION, Daemon, encodeEvent, maskedProxy, parseTimestamp, proxyConfig } from '../daemon/index.js';
 import { BerthError } from '../errors/index.js';
 import { acquirePidfile } from '../fsutil/index.js';
 import { Logger, type LogLevel } from '../log/index.js';
@@ -285,6 +285,7 @@ async function main(argv: string[]): Promise<number> {
           diskUsage: (t) => daemon.system.diskUsage(t),
           subscribe: (fn) => daemon.events.subscribe(fn),
           experimental: () => live.experimental,
+          encodeEvent: (e) => encodeEvent(e),
         },
         { parseTime: (v) => parseTimestamp(v) },
       ),

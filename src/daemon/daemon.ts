@@ -116,8 +116,13 @@ export class Daemon {
     return new Daemon(layers, imageStore, refs, distribution, events, images, system, tmpRoot);
   }
 
+  /**
+   * Unmounts and stops using the stores. NOT ImageStore.close(): that releases
+   * the images' layer references, and a layer left without references is
+   * deleted — at shutdown that would wipe every layer. Layer references live
+   * in memory only, so simply dropping them is what moby does.
+   */
   async close(): Promise<void> {
-    await this.imageStore.close();
     await this.layers.close();
   }
 }

@@ -20,6 +20,26 @@ export interface EventMessage {
   timeNano: number;
 }
 
+const EXACT_NANO = Symbol('timeNano');
+const wallBase = BigInt(Date.now()) * 1_000_000n;
+const hrBase = process.hrtime.bigint();
+let lastNs = 0n;
+
+/** Wall-clock nanoseconds, strictly increasing within this process. */
+function nowNanos(): bigint {
+  let ns = wallBase + (process.hrtime.bigint() - hrBase);
+  if (ns <= lastNs) ns = lastNs + 1n;
+  lastNs = ns;
+  return ns;
+}
+
+/** The event as dockerd writes it, with timeNano exact (an int64, beyond JS number precision). */
+export function encodeEvent(m: object): string {
+  const exact = (m as Record<symbol, bigint>)[EXACT_NANO];
+  const text = JSON.stringify(m);
+  return exact === undefined ? text : text.replace(/"timeNano":[0-9.e+]+/, `"timeNano":${exact}`);
+}
+
 /** moby keeps the last 256 events for `since`. */
 export const EVENTS_BUFFER = 256;
 
@@ -32,7 +52,7 @@ export class EventsService {
   }
 
   log(type: string, action: string, actor: EventActor): EventMessage {
-    const nowNs = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+    const nowNs = nowNanos();
     const m: EventMessage = {
       Type: type,
       Action: action,
@@ -41,8 +61,11 @@ export class EventsService {
       time: Number(nowNs / 1_000_000_000n),
       timeNano: Number(nowNs),
     };
+    // timeNano exceeds 2^53: keep the exact value for the wire (see encodeEvent)
+    Object.defineProperty(m, EXACT_NANO, { value: nowNs, enumerable: false });
     if (type === 'image' || type === 'container') {
       const withLegacy: EventMessage = { status: action, id: actor.ID, ...m };
+      Object.defineProperty(withLegacy, EXACT_NANO, { value: nowNs, enumerable: false });
       if (type === 'container' && actor.Attributes.image) withLegacy.from = actor.Attributes.image;
       return this.push(withLegacy);
     }

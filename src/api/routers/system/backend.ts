@@ -17,6 +17,8 @@ export interface SystemBackend {
   /** Buffered events plus a live subscription. */
   subscribe(onEvent: (e: EventLike) => void): { past: EventLike[]; cancel: () => void };
   experimental(): boolean;
+  /** The wire form of an event (default JSON.stringify). */
+  encodeEvent?(e: EventLike): string;
 }
 
 /** POST /auth (docker login); provided by the distribution module when it exists. */

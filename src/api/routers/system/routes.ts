@@ -121,7 +121,8 @@ export class SystemRouter implements Router {
     c.res.writeHead(200, { 'Content-Type': 'application/json' });
     c.res.flushHeaders();
     const send = (ev: EventLike) => {
-      if (inRange(ev) && eventMatches(f, ev)) c.res.write(`${JSON.stringify(ev)}\n`);
+      if (inRange(ev) && eventMatches(f, ev))
+        c.res.write(`${this.backend.encodeEvent ? this.backend.encodeEvent(ev) : JSON.stringify(ev)}\n`);
     };
     const sub = this.backend.subscribe((ev) => send(ev));
     if (since !== undefined || until !== undefined) for (const ev of sub.past) send(ev);
