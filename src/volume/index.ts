@@ -1,0 +1,3 @@
+export * from './local.js';
+export * from './mounts.js';
+export * from './service.js';
