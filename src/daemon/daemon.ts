@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { DaemonConfig } from '../config/index.js';
-import { atomicWriteFileSync } from '../fsutil/index.js';
+import { acquirePidfile, atomicWriteFileSync } from '../fsutil/index.js';
 import { ImageStore, imagePaths, ReferenceStore, V2MetadataService } from '../image/index.js';
 import { LayerStore } from '../layer/index.js';
 import { type Logger, nullLogger } from '../log/index.js';
@@ -66,7 +66,11 @@ export interface DaemonOptions {
   warnings?: () => string[];
 }
 
+/** The pidfile inside a data-root naming the process that has it open. */
+export const OWNER_FILE = 'berth-owner.pid';
+
 export class Daemon {
+  private unlock: () => void = () => {};
   private constructor(
     readonly layers: LayerStore,
     readonly imageStore: ImageStore,
@@ -86,8 +90,17 @@ export class Daemon {
     await fsp.chmod(root, ROOT_MODE);
     for (const [d, mode] of DIRS) await fsp.mkdir(path.join(root, d), { recursive: true, mode });
     await fsp.mkdir(cfg.execRoot, { recursive: true, mode: 0o700 });
-    const tmpRoot = await sweepTmp(root, log);
-    const layers = await LayerStore.open(root, { logger: log });
+    // one owner per data-root, whatever pidfile the daemon was given (berth storage checks it too)
+    const unlock = acquirePidfile(path.join(root, OWNER_FILE));
+    let layers: LayerStore;
+    let tmpRoot: string;
+    try {
+      tmpRoot = await sweepTmp(root, log);
+      layers = await LayerStore.open(root, { logger: log });
+    } catch (e) {
+      unlock();
+      throw e;
+    }
     const p = imagePaths(root, layers.driver.name);
     const imageStore = ImageStore.open(p.imagedb, layers, log.with({ module: 'image-store' }));
     const refs = ReferenceStore.open(p.repositories);
@@ -113,7 +126,9 @@ export class Daemon {
       warnings: opts.warnings ?? (() => []),
     });
     log.info(`Loaded ${imageStore.length} images and ${layers.list().length} layers`, { root });
-    return new Daemon(layers, imageStore, refs, distribution, events, images, system, tmpRoot);
+    const d = new Daemon(layers, imageStore, refs, distribution, events, images, system, tmpRoot);
+    d.unlock = unlock;
+    return d;
   }
 
   /**
@@ -123,6 +138,10 @@ export class Daemon {
    * in memory only, so simply dropping them is what moby does.
    */
   async close(): Promise<void> {
-    await this.layers.close();
+    try {
+      await this.layers.close();
+    } finally {
+      this.unlock();
+    }
   }
 }
