@@ -32,7 +32,7 @@ const ALL_MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
+];
 
 const header = (h: Record<string, string | string[] | undefined>, k: string): string | undefined => {
   const v = h[k];
@@ -94,7 +94,14 @@ export class ProxyCache {
    * digest. Tags are revalidated upstream; see the file comment.
    */
   async manifest(name: string, ref: string, accept: string | undefined): Promise<Digest> {
-    const acceptHdr = accept && accept.trim() !== '' ? accept : ALL_MANIFEST_TYPES;
+    // One Accept header per type: distribution 2.8 parses each header value as a single media type.
+    // A client accepting */* (or nothing we know) gets whatever the upstream stores.
+    const listed = (accept ?? '')
+      .split(',')
+      .map((a) => a.split(';')[0]!.trim().toLowerCase())
+      .filter(Boolean);
+    const known = listed.filter((a) => ALL_MANIFEST_TYPES.includes(a));
+    const acceptHdr = known.length && !listed.includes('*/*') ? known : ALL_MANIFEST_TYPES;
     if (ref.includes(':')) {
       const digest = checkDigest(ref);
       if (await this.storage.manifests.exists(name, digest)) {
@@ -154,7 +161,7 @@ export class ProxyCache {
     name: string,
     digest: Digest | undefined,
     tag: string | undefined,
-    accept: string,
+    accept: string[],
   ): Promise<Digest> {
     this.count('manifest', 'miss');
     let r: Awaited<ReturnType<Upstream['fetch']>>;

@@ -92,12 +92,12 @@ export class Upstream {
   async fetch(
     method: 'GET' | 'HEAD',
     path: string,
-    opts: { headers?: Record<string, string>; scope?: string } = {},
+    opts: { headers?: Record<string, string | string[]>; scope?: string } = {},
   ): Promise<UpstreamResponse> {
     const url = new URL(path, this.base);
     const scope = opts.scope ?? '';
     for (let attempt = 0; attempt < 2; attempt++) {
-      const headers: Record<string, string> = { 'user-agent': 'berth-registry-proxy', ...opts.headers };
+      const headers: Record<string, string | string[]> = { 'user-agent': 'berth-registry-proxy', ...opts.headers };
       const auth = await this.authHeader(scope);
       if (auth) headers.authorization = auth;
       const r = await request(url, { method, headers, dispatcher: this.agent, maxRedirections: 5 });
