@@ -38,6 +38,8 @@ export interface GraphDriver {
   readonly home: string;
   /** A read-only image layer over `parent` (a driver ID). */
   create(id: string, parent?: string, opts?: CreateOpts): Promise<void>;
+  /** Makes `parent` the parent of a layer created without one (for extraction before the chain is known). */
+  attachParent(id: string, parent: string): Promise<void>;
   /** A writable layer (container init or container layer) over `parent`. */
   createReadWrite(id: string, parent?: string, opts?: CreateOpts): Promise<void>;
   /** Removes the layer's directories (via rename); unmounts it first if needed. No-op if absent. */

@@ -1,5 +1,5 @@
 // Child process of the crash-safety test: opens a layer store and mutates it
-// forever (register stacked layers, duplicates, releases, RW layers with
+// forever (register stacked layers, staged pairs, duplicates, releases, RW layers with
 // init layers and mounts) until the parent SIGKILLs it.
 //   node crash-child.js <data-root> <seed>
 import fs from 'node:fs';
@@ -42,6 +42,16 @@ for (;;) {
       const l = await store.register(Readable.from([r.tar]), r.parent);
       held.push(l.chainId);
     }
+  } else if (op < 6 && held.length < 24) {
+    // staged: extract two layers at once, then attach them as a chain (the pull/load path)
+    const parent = held.length && rand(2) ? held[rand(held.length)] : undefined;
+    const [a, b] = await Promise.all([
+      store.stage(Readable.from([randomTar(1 + rand(3))])),
+      store.stage(Readable.from([randomTar(1 + rand(3))])),
+    ]);
+    const la = await store.commitStaged(a!, parent && store.has(parent) ? parent : undefined);
+    const lb = await store.commitStaged(b!, la.chainId);
+    held.push(la.chainId, lb.chainId);
   } else if (op < 8) {
     const i = rand(held.length);
     const [id] = held.splice(i, 1);

@@ -318,3 +318,59 @@ describe('open() repairs what a crash or corruption left', () => {
     await store.release(l.chainId);
   });
 });
+
+describe('staged registration (extract first, attach the chain after)', () => {
+  test('layers staged concurrently and out of order commit to the same chain and files as register()', async () => {
+    const r2 = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-layer-staged-'));
+    const s2 = await LayerStore.open(r2);
+    // the same layers through plain register(), in a store of their own, as the reference
+    const r3 = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-layer-seq-'));
+    const s3 = await LayerStore.open(r3);
+    let seqParent: Digest | undefined;
+    for (const t of tars) seqParent = (await s3.register(Readable.from([t]), seqParent)).chainId;
+    const ldb3 = path.join(r3, 'image', 'overlay2', 'layerdb');
+    try {
+      // extract all three at once, the last one first
+      const staged = await Promise.all([2, 0, 1].map((i) => s2.stage(Readable.from([tars[i] as Buffer]))));
+      const byDiff = new Map(staged.map((s) => [s.diffId, s]));
+      assert.deepEqual(new Set(byDiff.keys()), new Set(diffIds));
+      let parent: Digest | undefined;
+      for (const d of diffIds) parent = (await s2.commitStaged(byDiff.get(d)!, parent)).chainId;
+      assert.equal(parent, chains[2]);
+      const h2 = path.join(r2, 'overlay2');
+      const ldb2 = path.join(r2, 'image', 'overlay2', 'layerdb');
+      for (const [i, c] of chains.entries()) {
+        const e2 = (f: string) => path.join(ldb2, 'sha256', c.slice(7), f);
+        for (const f of ['diff', 'size', 'parent']) {
+          const mine = fs.existsSync(e2(f)) ? read(e2(f)) : undefined;
+          const e3 = path.join(ldb3, 'sha256', c.slice(7), f);
+          const ref = fs.existsSync(e3) ? read(e3) : undefined;
+          assert.equal(mine, ref, `${f} of layer ${i}`);
+        }
+        const cache = read(e2('cache-id'));
+        // base layer: no lower/work; children: work/ and a lower chain of l/ links, as create(id, parent) makes
+        assert.equal(fs.existsSync(path.join(h2, cache, 'lower')), i > 0);
+        assert.equal(fs.existsSync(path.join(h2, cache, 'work')), i > 0);
+        if (i > 0) assert.equal(read(path.join(h2, cache, 'lower')).split(':').length, i);
+        const l = s2.get(c);
+        assert.ok((await collect(l.tarStream())).equals(tars[i] as Buffer));
+        await s2.release(c);
+      }
+      assert.deepEqual(await s2.check(), []);
+      // a duplicate staged layer is discarded on commit; a discarded one leaves nothing
+      const dup = await s2.stage(Readable.from([tars[0] as Buffer]));
+      const again = await s2.commitStaged(dup);
+      assert.equal(again.chainId, chains[0]);
+      const lonely = await s2.stage(Readable.from([makeTar([{ name: 'x', data: 'y' }])]));
+      await lonely.discard();
+      assert.deepEqual(await s2.check(), []);
+      assert.equal(fs.readdirSync(path.join(ldb2, 'tmp')).length, 0);
+      assert.equal(fs.readdirSync(h2).filter((n) => n !== 'l').length, 3);
+    } finally {
+      await s2.close();
+      await s3.close();
+      fs.rmSync(r2, { recursive: true, force: true });
+      fs.rmSync(r3, { recursive: true, force: true });
+    }
+  });
+});

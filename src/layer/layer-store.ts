@@ -13,7 +13,7 @@ import path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { KeyedMutex } from '../concurrency/index.js';
 import { conflict, errnoCode, failedPrecondition, invalidArgument, notFound } from '../errors/index.js';
-import { fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../fsutil/index.js';
+import { fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX, type WriteSet } from '../fsutil/index.js';
 import { assembleTar } from '../graphdriver/archive-port.js';
 import { directorySize } from '../graphdriver/dirsize.js';
 import type { Change, GraphDriver } from '../graphdriver/driver.js';
@@ -76,6 +76,22 @@ export interface RegisterOpts {
   signal?: AbortSignal;
   /** Stored as descriptor.json (foreign layers); only when it has a digest. */
   descriptor?: Record<string, unknown>;
+}
+
+/** A layer extracted by stage(), not yet part of any chain. */
+export interface StagedLayer {
+  readonly diffId: Digest;
+  /** What layerdb `size` will say (moby's directory size of the diff). */
+  readonly size: number;
+  /** Bytes of the uncompressed tar. */
+  readonly tarSize: number;
+  readonly cacheId: string;
+  /** The layerdb write set holding tar-split.json.gz (internal to the store). */
+  readonly ws: WriteSet;
+  /** Throws the staged layer away (no-op once committed or discarded). */
+  discard(): Promise<void>;
+  /** Internal: commitStaged marks it consumed. */
+  markCommitted(): void;
 }
 
 export interface OpenOptions {
@@ -297,54 +313,109 @@ export class LayerStore {
    * existing layer (new reference) and discards the new copy.
    */
   async register(tar: Readable, parent?: Digest, opts: RegisterOpts = {}): Promise<Layer> {
+    if (parent && !this.layers.has(parent)) throw notFound(`layer does not exist: ${parent}`);
+    const staged = await this.stage(tar, opts);
+    return this.commitStaged(staged, parent, opts);
+  }
+
+  /**
+   * Extracts a layer tar before its parent is known: a layer's diff directory
+   * never depends on its parent, so pull and load can extract several layers
+   * at once, in whatever order their bytes arrive, and commit them in order
+   * afterwards (commitStaged). Until committed, a staged layer is an orphan
+   * driver dir plus a write set in layerdb/tmp: a crash leaves nothing that
+   * open() does not sweep. Call discard() if it will not be committed.
+   */
+  async stage(tar: Readable, opts: { signal?: AbortSignal } = {}): Promise<StagedLayer> {
     this.assertOpen();
-    let p: RoLayer | undefined;
-    if (parent) {
-      p = this.layers.get(parent);
-      if (!p) throw notFound(`layer does not exist: ${parent}`);
-      if (p.depth() >= MAX_LAYER_DEPTH) throw invalidArgument('max depth exceeded');
-      p.children++; // the new layer's reference on its parent; dropped below unless committed
-    }
     const cacheId = randomId();
     const ws = await this.db.startTransaction();
-    let result: RoLayer | undefined;
     let created = false;
     try {
-      await this.driver.create(cacheId, p?.rec.cacheId);
+      await this.driver.create(cacheId);
       created = true;
       const tarSplit = ws.pathOf(TAR_SPLIT_FILE);
-      const applied = await this.driver.applyDiff(cacheId, p?.rec.cacheId, tar, {
+      const applied = await this.driver.applyDiff(cacheId, undefined, tar, {
         tarSplitPath: tarSplit,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       await fsp.chmod(tarSplit, 0o644); // moby's mode, whatever the writer used
       await fsyncFile(tarSplit);
-      const rec: LayerRecord = {
-        chainId: chainIdOf(p?.chainId, applied.diffId),
+      let done = false;
+      return {
         diffId: applied.diffId,
         size: applied.size,
+        tarSize: applied.tarSize,
         cacheId,
+        ws,
+        discard: async () => {
+          if (done) return;
+          done = true;
+          await ws.cancel().catch(() => {});
+          await this.driver.remove(cacheId).catch(() => {});
+        },
+        markCommitted: () => {
+          done = true;
+        },
       };
-      if (p) rec.parent = p.chainId;
+    } catch (e) {
+      await ws.cancel().catch(() => {});
+      if (created) await this.driver.remove(cacheId).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Makes a staged layer the child of `parent` and records it in layerdb,
+   * returning it with one reference taken. If that chain ID exists already
+   * (a concurrent or repeated registration), the staged copy is discarded and
+   * the existing layer returned. A staged layer is consumed either way.
+   */
+  async commitStaged(staged: StagedLayer, parent?: Digest, opts: RegisterOpts = {}): Promise<Layer> {
+    this.assertOpen();
+    let p: RoLayer | undefined;
+    let result: RoLayer | undefined;
+    try {
+      if (parent) {
+        p = this.layers.get(parent);
+        if (!p) throw notFound(`layer does not exist: ${parent}`);
+        if (p.depth() >= MAX_LAYER_DEPTH) throw invalidArgument('max depth exceeded');
+        p.children++; // the new layer's reference on its parent; dropped below unless committed
+      }
+      const rec: LayerRecord = {
+        chainId: chainIdOf(p?.chainId, staged.diffId),
+        diffId: staged.diffId,
+        size: staged.size,
+        cacheId: staged.cacheId,
+      };
+      const existingEarly = this.layers.get(rec.chainId);
+      if (existingEarly) {
+        existingEarly.refs++;
+        return this.handle(existingEarly);
+      }
+      if (p) {
+        rec.parent = p.chainId;
+        await this.driver.attachParent(staged.cacheId, p.rec.cacheId);
+      }
       if (opts.descriptor && typeof opts.descriptor.digest === 'string' && opts.descriptor.digest) {
         rec.descriptor = opts.descriptor;
       }
-      await this.db.writeLayerFiles(ws, rec);
-      await fsyncDir(ws.root);
+      await this.db.writeLayerFiles(staged.ws, rec);
+      await fsyncDir(staged.ws.root);
       // From here to the rename: no await, so the existence check and the commit are atomic.
       const existing = this.layers.get(rec.chainId);
       if (existing) {
         existing.refs++;
         return this.handle(existing);
       }
-      this.db.commitLayerSync(ws, rec.chainId);
+      this.db.commitLayerSync(staged.ws, rec.chainId);
+      staged.markCommitted();
       result = new RoLayer(rec, p);
       result.refs = 1;
       this.layers.set(rec.chainId, result);
     } finally {
       if (!result) {
-        await ws.cancel().catch(() => {});
-        if (created) await this.driver.remove(cacheId).catch(() => {});
+        await staged.discard();
         if (p) {
           p.children--;
           await this.maybeDelete(p);

@@ -219,6 +219,27 @@ export class Overlay2Driver implements GraphDriver {
     });
   }
 
+  /**
+   * Makes `parent` the parent of `id`, a layer created without one: what
+   * create(id, parent) would have written (work/, lower, and `committed` on the
+   * parent). A layer's diff never depends on its parent, so extraction can
+   * happen first — several layers at once, out of order — and the chain is
+   * attached afterwards (staged registration in the layer store).
+   */
+  async attachParent(id: string, parent: string): Promise<void> {
+    const dir = this.dir(id);
+    await this.locks.run(id, async () => {
+      if (!fs.existsSync(dir)) throw notFound(`overlay2: layer ${id} does not exist`);
+      if (fs.existsSync(path.join(dir, LOWER_FILE))) throw alreadyExists(`overlay2: layer ${id} already has a parent`);
+      const lower = await this.lowerFor(parent);
+      await fsp.mkdir(path.join(dir, WORK_DIR), { mode: 0o700 }).catch((e) => {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      });
+      await atomicWriteFile(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+      await atomicWriteFile(path.join(dir, LOWER_FILE), lower, { mode: 0o644 });
+    });
+  }
+
   /** Creates l/<new short id> → ../<id>/diff (dangling until the layer dir is renamed into place). */
   private async makeLink(id: string): Promise<string> {
     for (let attempt = 0; ; attempt++) {
@@ -235,14 +256,6 @@ export class Overlay2Driver implements GraphDriver {
 
   private async removeDanglingLinkFor(id: string): Promise<void> {
     const want = path.join('..', id, DIFF_DIR);
-    // half-written metadata files (`.tmp-link-*`, `.tmp-committed-*` …) inside layer dirs
-    for (const id of await this.list()) {
-      for (const n of await fsp.readdir(path.join(this.home, id))) {
-        if (!n.startsWith(TEMP_PREFIX)) continue;
-        await fsp.rm(path.join(this.home, id, n), { force: true });
-        this.log.info('removed leftover temp file', { id, file: n });
-      }
-    }
     const linkDir = path.join(this.home, LINK_DIR);
     for (const n of await fsp.readdir(linkDir)) {
       try {
