@@ -15,7 +15,7 @@
 
 import type { ImageStore, ReferenceStore, V2MetadataService } from '../image/index.js';
 import type { LayerStore } from '../layer/index.js';
-import { type Platform, parseDockerRef, type Reference } from '../oci/index.js';
+import { type Platform, parseDockerRef, parseNormalizedReference, type Reference } from '../oci/index.js';
 import {
   DownloadLimiter,
   defaultPlatform,
@@ -167,7 +167,3 @@ export class DistributionService {
     return this.transport.close();
   }
 }
-
-import { parseNormalizedReference } from '../oci/index.js';
-
-const parseNormalizedRefNoDefault = (s: string) => parseNormalizedReference(s);

@@ -446,6 +446,7 @@ async function fetchAndRegister(
     pipeline(compressed, progressTap, () => {});
     if (dec) {
       progressTap.on('error', (e) => dec.destroy(e));
+      dec.on('error', () => {}); // the registration sees it through its own stream handling
       tar = progressTap.pipe(dec);
     }
     const reg = ctx.layers.register(tar, parent, { signal: ac.signal });
@@ -527,6 +528,7 @@ async function pullFrom(
         () => {},
       );
       parentReady = task.then((l) => l.chainId);
+      parentReady.catch(() => {}); // the next layer (if any) sees the failure; never unhandled
       tasks.push(task);
     }
     const settled = await Promise.allSettled(tasks);
