@@ -131,7 +131,7 @@ export function applyChanges(base: Record<string, unknown>, changes: string[]): 
     const m = /^(\S+)\s*([\s\S]*)$/.exec(t)!;
     const instr = m[1]!.toLowerCase();
     const rest = m[2]!;
-    if (!ALLOWED.has(instr)) throw invalidArgument(`${m[1]!.toUpperCase()} is not a valid change command`);
+    if (!ALLOWED.has(instr)) throw invalidArgument(`${instr} is not a valid change command`);
     switch (instr) {
       case 'cmd':
         c.Cmd = execForm(rest);

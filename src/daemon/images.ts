@@ -78,6 +78,15 @@ export interface ImportOptions {
 const LIST_FILTERS = ['dangling', 'label', 'before', 'since', 'reference'];
 const PRUNE_FILTERS = ['dangling', 'label', 'label!', 'until'];
 
+/** dockerd 20.10's wording of reference errors (newer parsers name the repository). */
+function refError(e: unknown): BerthError {
+  const m = (e as Error).message.replace(
+    /repository name \([^)]*\) must be lowercase/,
+    'repository name must be lowercase',
+  );
+  return invalidArgument(m, e);
+}
+
 /** Go's path.Match as a RegExp (`*`, `?`, `[...]`, `\` escapes; never across `/`). */
 export function pathMatchRegExp(pattern: string): RegExp {
   let re = '';
@@ -326,14 +335,14 @@ export class ImagesService {
     try {
       ref = parseNormalizedReference(repo);
     } catch (e) {
-      throw invalidArgument((e as Error).message, e);
+      throw refError(e);
     }
     if (tag !== '') {
       ref = { domain: ref.domain, path: ref.path, tag } as Reference;
       try {
         ref = parseNormalizedReference(familiarString(ref));
       } catch (e) {
-        throw invalidArgument((e as Error).message, e);
+        throw refError(e);
       }
     }
     if (ref.digest) throw invalidArgument('refusing to create a tag with a digest reference');
@@ -459,7 +468,7 @@ export class ImagesService {
         if (o.tag) newRef = parseNormalizedReference(`${familiarName(newRef)}:${o.tag}`);
       } catch (e) {
         if (e instanceof BerthError) throw e;
-        throw invalidArgument((e as Error).message, e);
+        throw refError(e);
       }
     }
     if (o.platform && o.platform.os !== 'linux') throw invalidArgument(`unsupported os ${o.platform.os}`);
