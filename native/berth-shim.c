@@ -888,9 +888,11 @@ static void on_sigchld(void) {
       int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
       struct client *c = client_by(p->ci, p->serial);
       if (p->kind == 1 && ok) {
-        g_status = ST_RUNNING;
         clock_gettime(CLOCK_REALTIME, &g_started);
-        write_state();
+        if (!g_finalized) {
+          g_status = ST_RUNNING;
+          write_state();
+        }
       }
       if (c) reply(c, p->reqid, ok, ok ? NULL : (err[0] ? err : "runtime failed"));
       if (p->kind == 2 && !ok) g_exit_after_delete = 0;
@@ -989,6 +991,170 @@ static void create_container(void) {
   report_and_detach(msg);
 }
 
+/* ---------- exec helper (exec sessions, spawned by berthd) ----------
+   berth-shim exec --id ID --process FILE --pid-file FILE [--tty --console-socket SOCK]
+                   [--runtime PATH] [--runtime-arg ARG]...
+   Runs `<runtime> exec --detach ...` as a child subreaper, so the exec'd
+   process is reparented here and its exit status reaped here.
+   TTY: relays fd 0 -> pty master -> fd 1.
+   No TTY: the process gets fd 0 and fd 1 directly; its stderr goes through a
+   pipe relayed to fd 2, so the runtime's own error (before the process
+   exists) is told apart from the process's stderr.
+   fd 3 is a socket to berthd: it reads "resize <rows> <cols>" and
+   "kill <signo>" lines, and writes "started <pid>", then "exit <code>" or
+   "error <message>". */
+static int exec_main(const char *process, const char *csock_path, const char *pidfile) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  int ctl = 3;
+  int ls = -1;
+  if (a_tty) {
+    if (!csock_path) die("--console-socket is required with --tty");
+    ls = listen_unix(csock_path);
+    set_nonblock(ls);
+  }
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+  const char *argv_tty[] = {"exec", "--detach", "--console-socket", csock_path, "--pid-file", pidfile,
+                            "--process", process, a_id, NULL};
+  const char *argv_pipe[] = {"exec", "--detach", "--pid-file", pidfile, "--process", process, a_id, NULL};
+  pid_t rt = a_tty ? spawn_runtime(argv_tty, -1, ep[1], ep[1]) : spawn_runtime(argv_pipe, 0, 1, ep[1]);
+  close(ep[1]);
+  int st;
+  while (waitpid(rt, &st, 0) < 0 && errno == EINTR) {
+  }
+  char err[4096];
+  pid_t pid = 0;
+  FILE *pf = fopen(pidfile, "re");
+  if (pf) {
+    if (fscanf(pf, "%d", &pid) != 1) pid = 0;
+    fclose(pf);
+  }
+  unlink(pidfile);
+  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) || pid <= 0) {
+    read_avail(ep[0], err, sizeof err);
+    dprintf(ctl, "error %s\n", err[0] ? err : "runtime exec failed");
+    if (csock_path) unlink(csock_path);
+    return 1;
+  }
+  int master = -1, errp = -1;
+  if (a_tty) {
+    int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+    master = conn >= 0 ? recv_fd(conn) : -1;
+    if (conn >= 0) close(conn);
+    close(ls);
+    unlink(csock_path);
+    if (master < 0) {
+      kill(pid, SIGKILL);
+      dprintf(ctl, "error no console from the runtime\n");
+      return 1;
+    }
+    set_nonblock(master);
+    set_nonblock(0);
+    close(ep[0]);
+  } else {
+    errp = ep[0];
+    set_nonblock(errp);
+    int dn = open("/dev/null", O_RDWR);
+    dup2(dn, 0);
+    dup2(dn, 1);
+    close(dn);
+  }
+  dprintf(ctl, "started %d\n", (int)pid);
+  set_nonblock(ctl);
+  static char b[65536];
+  char cbuf[512];
+  size_t clen = 0;
+  int in_open = a_tty, exited = 0, code = -1, hup = 0;
+  struct timespec t0 = {0};
+  for (;;) {
+    struct pollfd p[4];
+    p[0] = (struct pollfd){sfd, POLLIN, 0};
+    p[1] = (struct pollfd){a_tty ? master : errp, hup ? 0 : POLLIN, 0};
+    if (hup) p[1].fd = -1;
+    p[2] = (struct pollfd){ctl, POLLIN, 0};
+    p[3] = (struct pollfd){in_open ? 0 : -1, POLLIN, 0};
+    int timeout = -1;
+    if (exited) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+      if (hup || ms > DRAIN_MS) break;
+      timeout = 20;
+    }
+    if (poll(p, 4, timeout) < 0 && errno != EINTR) break;
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {
+      }
+      for (;;) {
+        pid_t w = waitpid(-1, &st, WNOHANG);
+        if (w <= 0) break;
+        if (w == pid) {
+          exited = 1;
+          clock_gettime(CLOCK_MONOTONIC, &t0);
+          code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+      }
+    }
+    if (p[1].revents) {
+      ssize_t r = read(p[1].fd, b, sizeof b);
+      if (r > 0) write_all(a_tty ? 1 : 2, b, (size_t)r);
+      else if (r == 0 || (errno != EAGAIN && errno != EINTR)) hup = 1;
+    }
+    if (p[2].revents) {
+      ssize_t r = read(ctl, cbuf + clen, sizeof cbuf - 1 - clen);
+      if (r > 0) {
+        clen += (size_t)r;
+        cbuf[clen] = 0;
+        char *nl;
+        while ((nl = memchr(cbuf, '\n', clen))) {
+          *nl = 0;
+          int h, w;
+          if (sscanf(cbuf, "resize %d %d", &h, &w) == 2 && master >= 0) {
+            struct winsize ws = {0};
+            ws.ws_row = (unsigned short)h;
+            ws.ws_col = (unsigned short)w;
+            ioctl(master, TIOCSWINSZ, &ws);
+          } else if (!strncmp(cbuf, "kill ", 5) && !exited) {
+            kill(pid, atoi(cbuf + 5));
+          }
+          size_t ll = (size_t)(nl - cbuf) + 1;
+          memmove(cbuf, cbuf + ll, clen - ll);
+          clen -= ll;
+        }
+        if (clen >= sizeof cbuf - 1) clen = 0;
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        /* berthd went away: the session ends with it */
+        if (!exited) kill(pid, SIGKILL);
+        ctl = -1;
+        break;
+      }
+    }
+    if (in_open && p[3].revents) {
+      ssize_t r = read(0, b, sizeof b);
+      if (r > 0) {
+        int fl = fcntl(master, F_GETFL);
+        fcntl(master, F_SETFL, fl & ~O_NONBLOCK); /* stdin writes may block briefly */
+        write_all(master, b, (size_t)r);
+        fcntl(master, F_SETFL, fl);
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) in_open = 0;
+    }
+  }
+  if (!exited) {
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  if (ctl >= 0) dprintf(ctl, "exit %d\n", code);
+  return 0;
+}
+
 /* ---------- main ---------- */
 static void usage(void) {
   die("usage: berth-shim --id ID --bundle DIR --state-dir DIR [--runtime PATH] [--runtime-arg ARG]... [--tty] "
@@ -997,7 +1163,9 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
+  int exec_mode = argc > 1 && !strcmp(argv[1], "exec");
+  const char *e_process = NULL, *e_csock = NULL, *e_pidfile = NULL;
+  for (int i = exec_mode ? 2 : 1; i < argc; i++) {
     const char *k = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, var)                  \
@@ -1014,6 +1182,9 @@ int main(int argc, char **argv) {
     OPT("--log-driver", a_log_driver)
     OPT("--log-path", a_log_path)
     OPT("--log-attrs", a_log_attrs)
+    OPT("--process", e_process)
+    OPT("--console-socket", e_csock)
+    OPT("--pid-file", e_pidfile)
     if (!strcmp(k, "--runtime-arg") && v && a_nrt < MAX_RT_ARGS - 1) {
       a_rt_args[a_nrt++] = v;
       i++;
@@ -1037,6 +1208,10 @@ int main(int argc, char **argv) {
       return 0;
     }
     usage();
+  }
+  if (exec_mode) {
+    if (!a_id || !e_process || !e_pidfile) usage();
+    return exec_main(e_process, e_csock, e_pidfile);
   }
   if (!a_id || !a_bundle || !a_dir) usage();
   g_log_on = !strcmp(a_log_driver, "json-file");
