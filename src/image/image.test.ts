@@ -190,7 +190,14 @@ describe('image metadata', { skip }, () => {
       await assert.rejects(loadImages(Readable.from([saveTar(members)]), deps), re, what);
       assert.equal(images.length, 0, what);
       assert.equal(layers.list().length, 0, `${what}: layers left behind`);
-      assert.deepEqual(fs.readdirSync(p.tmp), [], `${what}: temp left behind`);
+      // nothing staged survives: no layerdb write sets, no overlay2 dirs but the l/ links dir
+      assert.deepEqual(
+        fs.readdirSync(path.join(imagePaths(dir).layerdb, 'tmp')),
+        [],
+        `${what}: layerdb/tmp left behind`,
+      );
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'overlay2')), ['l'], `${what}: overlay2 dirs left behind`);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'overlay2', 'l')), [], `${what}: l/ links left behind`);
     }
     const res = await loadImages(Readable.from([saveTar({ ...good, 'manifest.json': manifest({}) })]), deps);
     assert.deepEqual(res.messages, ['Loaded image: t:1']);

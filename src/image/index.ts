@@ -8,7 +8,7 @@ export * from './image-store.js';
 export { msg as imageMessages, shortId } from './messages.js';
 export * from './ports.js';
 export * from './reference-store.js';
-export { detectCompression, type LoadDeps, type LoadResult, loadImages } from './tarexport/load.js';
+export { type LoadDeps, type LoadResult, loadImages } from './tarexport/load.js';
 export { type SaveDeps, saveImages, selectImages } from './tarexport/save.js';
 
 /** Where the image metadata of a data-root lives for a graph driver (moby: image/<driver>). */

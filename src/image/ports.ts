@@ -33,6 +33,16 @@ export interface LayerGetReleaser {
 export interface LayerRegistrar extends LayerGetReleaser {
   /** Applies `tar` (uncompressed) on `parent`; takes a reference on the result. */
   register(tar: Readable, parent?: Digest): Promise<LayerHandle>;
+  /** Extracts a layer before its parent is known (load and pull extract while the chain is still unknown). */
+  stage(tar: Readable, opts?: { signal?: AbortSignal }): Promise<StagedLayerHandle>;
+  /** Attaches a staged layer on `parent` and takes a reference; consumes it (a duplicate is discarded). */
+  commitStaged(staged: StagedLayerHandle, parent?: Digest): Promise<LayerHandle>;
+}
+
+/** A layer extracted by stage(), not yet in any chain. */
+export interface StagedLayerHandle {
+  readonly diffId: Digest;
+  discard(): Promise<void>;
 }
 
 /** Containers using images, for `docker rmi` conflict checks (daemon provides it). */

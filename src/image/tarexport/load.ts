@@ -1,17 +1,18 @@
 // `docker load`: reads a `docker save` tar (20.10: manifest.json + <v1id>/layer.tar;
 // 25+: OCI layout with manifest.json pointing into blobs/sha256; an OCI layout
-// without manifest.json is read through index.json). The outer tar is spooled
-// to a private directory under `<tmpRoot>` (never held in memory), everything is
-// validated, then layers are registered in order through the layer store, the
-// images are created from the raw config bytes and RepoTags are tagged. On any
-// error every layer reference taken is released and nothing is tagged.
+// without manifest.json is read through index.json) in ONE pass. dockerd spools
+// the whole archive to disk and registers layers afterwards; berth extracts each
+// layer straight from the stream as it passes (layer content does not depend on
+// its parent: LayerRegistrar.stage), keeps the small JSON files in memory, and
+// only once manifest.json has been read attaches the staged layers in order
+// (commitStaged), creates the images from the raw config bytes and tags them.
+// On any error every staged layer is discarded, every reference taken is
+// released and nothing is tagged.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
+import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
+import { decompressor, detectCompression, looksLikeTar } from '../../archive/index.js';
 import { invalidArgument, isKind } from '../../errors/index.js';
 import {
   chainIds,
@@ -24,16 +25,16 @@ import {
   sha256,
 } from '../../oci/index.js';
 import { type ImageId, type ImageStore, imageOs, parseImageConfig } from '../image-store.js';
-import type { LayerRegistrar } from '../ports.js';
+import type { LayerHandle, LayerRegistrar, StagedLayerHandle } from '../ports.js';
 import type { ReferenceStore } from '../reference-store.js';
-import { assertNoSymlinkParents, cleanManifestPath, cleanRelative, resolveInScope } from './safe-path.js';
+import { cleanManifestPath, cleanRelative } from './safe-path.js';
 import { readTar } from './tar.js';
 
 export interface LoadDeps {
   images: ImageStore;
   refs: ReferenceStore;
   layers: LayerRegistrar;
-  /** Directory for the spooled tar (e.g. `<data-root>/tmp`). */
+  /** Directory for temporary files (e.g. `<data-root>/tmp`); unused by the one-pass loader, kept for callers. */
   tmpRoot: string;
 }
 
@@ -53,6 +54,7 @@ interface ManifestItem {
 interface Planned {
   raw: Buffer;
   config: ImageConfig;
+  /** Archive paths (resolved) of the layers, bottom first. */
   layerFiles: string[];
   /** Blob digest the layer file must have (its name says so), if any. */
   layerDigests: (Digest | undefined)[];
@@ -73,68 +75,195 @@ function digestFromPath(parts: string[]): Digest | undefined {
   return undefined;
 }
 
-async function extract(src: Readable, dir: string): Promise<void> {
+/** At most this much of the archive is held in memory (all non-layer files together). */
+const MAX_BUFFERED = 256 << 20;
+
+/** A file of the archive: kept in memory (small, not a tar), or staged as a layer. */
+type ArchiveNode =
+  | { kind: 'dir' }
+  | { kind: 'symlink'; target: string }
+  | { kind: 'buffer'; data: Buffer; digest: Digest }
+  | { kind: 'layer'; staged: Promise<StagedLayerHandle>; digest: Promise<Digest>; consumed: boolean }
+  | { kind: 'skipped'; size: number; digest: Digest };
+
+/** The archive as read, addressed by clean relative path; symlinks resolve inside it (like FollowSymlinkInScope). */
+class ArchiveIndex {
+  readonly nodes = new Map<string, ArchiveNode>();
+  buffered = 0;
+
+  add(parts: string[], node: ArchiveNode, name: string): void {
+    const key = parts.join('/');
+    if (this.nodes.has(key) && node.kind !== 'dir')
+      throw invalidArgument(`duplicate tar entry ${JSON.stringify(name)}`);
+    for (let i = 1; i < parts.length; i++) {
+      const parent = this.nodes.get(parts.slice(0, i).join('/'));
+      if (parent && parent.kind !== 'dir') {
+        throw invalidArgument(`invalid tar entry ${JSON.stringify(name)}: a parent is not a directory`);
+      }
+    }
+    this.nodes.set(key, node);
+  }
+
+  /** Resolves `parts`, following symlinks but never leaving the archive root. */
+  resolve(parts: string[]): string {
+    let todo = [...parts];
+    let done: string[] = [];
+    for (let hops = 0; todo.length > 0; ) {
+      const p = todo.shift()!;
+      if (p === '..') {
+        done.pop();
+        continue;
+      }
+      const n = this.nodes.get([...done, p].join('/'));
+      if (n?.kind !== 'symlink') {
+        done.push(p);
+        continue;
+      }
+      if (++hops > 255) throw invalidArgument(`too many symlinks resolving ${JSON.stringify(parts.join('/'))}`);
+      if (n.target.startsWith('/')) done = [];
+      todo = [...n.target.split('/').filter((x) => x !== '' && x !== '.'), ...todo];
+    }
+    return done.join('/');
+  }
+
+  get(parts: string[]): ArchiveNode | undefined {
+    return this.nodes.get(this.resolve(parts));
+  }
+
+  json(parts: string[], what: string): Buffer {
+    const n = this.get(parts);
+    if (!n) throw invalidArgument(`invalid docker save tar: ${what} is missing`);
+    if (n.kind === 'skipped') throw invalidArgument(`invalid docker save tar: ${what} is too large`);
+    if (n.kind !== 'buffer') throw invalidArgument(`invalid docker save tar: ${what} is not a JSON file`);
+    return n.data;
+  }
+
+  /** Every staged layer, to discard what was not committed. */
+  staged(): Promise<StagedLayerHandle>[] {
+    const out: Promise<StagedLayerHandle>[] = [];
+    for (const n of this.nodes.values()) if (n.kind === 'layer' && !n.consumed) out.push(n.staged);
+    return out;
+  }
+}
+
+/** Reads the archive once: layers are staged as their bytes pass, other files kept in memory. */
+async function readArchive(src: Readable, layers: LayerRegistrar, index: ArchiveIndex): Promise<void> {
   await readTar(src, async (h, body) => {
     const parts = cleanRelative(h.name, 'tar entry');
     if (parts.length === 0) return;
-    assertNoSymlinkParents(dir, parts);
-    const target = path.join(dir, ...parts);
-    if (parts.length > 1) await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
     switch (h.type) {
       case 'dir':
-        await fsp.mkdir(target, { recursive: true, mode: 0o755 });
+        index.add(parts, { kind: 'dir' }, h.name);
         return;
-      case 'file': {
-        const fh = await fsp.open(target, 'wx', 0o644).catch((e: NodeJS.ErrnoException) => {
-          throw e.code === 'EEXIST' ? invalidArgument(`duplicate tar entry ${JSON.stringify(h.name)}`) : e;
-        });
-        try {
-          await body((b) => fh.write(b).then(() => {}));
-        } finally {
-          await fh.close();
-        }
-        return;
-      }
       case 'symlink':
-        await fsp.symlink(h.linkname, target);
+        index.add(parts, { kind: 'symlink', target: h.linkname }, h.name);
         return;
       case 'hardlink': {
-        const from = resolveInScope(dir, cleanRelative(h.linkname, 'tar link'));
-        const st = await fsp.lstat(from).catch(() => undefined);
-        if (!st?.isFile()) throw invalidArgument(`invalid hard link ${JSON.stringify(h.name)}`);
-        await fsp.link(from, target);
+        // a hard link is another name for an earlier file: alias it
+        const target = cleanRelative(h.linkname, 'tar link');
+        const n = index.get(target);
+        if (!n || n.kind === 'dir' || n.kind === 'symlink') {
+          throw invalidArgument(`invalid hard link ${JSON.stringify(h.name)}`);
+        }
+        index.add(parts, { kind: 'symlink', target: `/${index.resolve(target)}` }, h.name);
         return;
       }
+      case 'file':
+        break;
       default:
         return; // devices, fifos: nothing a save tar needs
     }
+    const hash = createHash('sha256');
+    let head: Buffer[] = [];
+    let headLen = 0;
+    let pass: PassThrough | undefined;
+    let buffer: Buffer[] | undefined;
+    let node: ArchiveNode | undefined;
+    let settleDigest: ((e?: unknown) => void) | undefined;
+    // Decides what the file is from its first 512 bytes (or all of it, if shorter).
+    const decide = () => {
+      const first = Buffer.concat(head);
+      const kind = detectCompression(first);
+      if (kind !== 'none' || looksLikeTar(first)) {
+        pass = new PassThrough({ highWaterMark: 1 << 20 });
+        const dec = kind === 'none' ? undefined : decompressor(kind, `layer ${h.name}`);
+        let tar: Readable = pass;
+        if (dec) {
+          const out = new PassThrough({ highWaterMark: 1 << 20 });
+          pipeline(pass, dec, out).catch((e) => out.destroy(e));
+          tar = out;
+        }
+        let resolveDigest!: (d: Digest) => void;
+        let rejectDigest!: (e: unknown) => void;
+        const digest = new Promise<Digest>((res, rej) => {
+          resolveDigest = res;
+          rejectDigest = rej;
+        });
+        const staged = layers.stage(tar);
+        staged.catch(() => {}); // observed when the manifest refers to it (or at cleanup)
+        digest.catch(() => {});
+        node = { kind: 'layer', staged, digest, consumed: false };
+        settleDigest = (e) => (e ? rejectDigest(e) : resolveDigest(`sha256:${hash.digest('hex')}` as Digest));
+        pass.write(first);
+      } else if (h.size <= MAX_JSON && index.buffered + h.size <= MAX_BUFFERED) {
+        buffer = [first];
+        index.buffered += h.size;
+      }
+      head = [];
+      headLen = 0;
+    };
+    try {
+      await body(async (b) => {
+        hash.update(b);
+        if (pass) {
+          if (!pass.write(b)) await once(pass, 'drain');
+          return;
+        }
+        if (buffer) {
+          buffer.push(b);
+          return;
+        }
+        if (node) return; // skipped: hashing only
+        head.push(b);
+        headLen += b.length;
+        if (headLen >= 512) {
+          decide();
+          if (!pass && !buffer) node = { kind: 'skipped', size: h.size, digest: '' as Digest };
+        }
+      });
+      if (!pass && !buffer && !node) decide();
+      if (pass) {
+        pass.end();
+        settleDigest?.();
+      }
+    } catch (e) {
+      if (pass) {
+        pass.destroy(e as Error);
+        settleDigest?.(e);
+      }
+      throw e;
+    }
+    if (buffer) {
+      const data = Buffer.concat(buffer);
+      node = { kind: 'buffer', data, digest: sha256(data) };
+    } else if (!pass) {
+      node = { kind: 'skipped', size: h.size, digest: `sha256:${hash.digest('hex')}` as Digest };
+    }
+    index.add(parts, node!, h.name);
   });
 }
 
-async function readJsonFile(file: string, what: string): Promise<Buffer> {
-  let st: fs.Stats;
-  try {
-    st = await fsp.stat(file);
-  } catch {
-    throw invalidArgument(`invalid docker save tar: ${what} is missing`);
-  }
-  if (!st.isFile()) throw invalidArgument(`invalid docker save tar: ${what} is not a file`);
-  if (st.size > MAX_JSON) throw invalidArgument(`invalid docker save tar: ${what} is too large`);
-  return fsp.readFile(file);
-}
-
 /** Builds manifest items from an OCI layout's index.json (25+ or skopeo/buildkit output without manifest.json). */
-async function manifestFromIndex(dir: string): Promise<ManifestItem[] | undefined> {
-  const indexFile = resolveInScope(dir, ['index.json']);
-  if (!fs.existsSync(indexFile)) return undefined;
-  const index = JSON.parse((await readJsonFile(indexFile, 'index.json')).toString()) as {
+function manifestFromIndex(index: ArchiveIndex): ManifestItem[] | undefined {
+  if (!index.get(['index.json'])) return undefined;
+  const idx = JSON.parse(index.json(['index.json'], 'index.json').toString()) as {
     manifests?: { digest: string; annotations?: Record<string, string> }[];
   };
   const items: ManifestItem[] = [];
-  for (const d of index.manifests ?? []) {
+  for (const d of idx.manifests ?? []) {
     if (!isDigest(d.digest)) throw invalidArgument(`invalid digest ${JSON.stringify(d.digest)} in index.json`);
     const [alg, hex] = d.digest.split(':') as [string, string];
-    const mRaw = await readJsonFile(resolveInScope(dir, ['blobs', alg, hex]), `blob ${d.digest}`);
+    const mRaw = index.json(['blobs', alg, hex], `blob ${d.digest}`);
     if (sha256(mRaw) !== d.digest) throw invalidArgument(`digest mismatch for blob ${d.digest}`);
     const m = JSON.parse(mRaw.toString()) as { config?: { digest: string }; layers?: { digest: string }[] };
     if (!m.config || !Array.isArray(m.layers)) {
@@ -154,18 +283,17 @@ async function manifestFromIndex(dir: string): Promise<ManifestItem[] | undefine
   return items;
 }
 
-async function plan(dir: string): Promise<Planned[]> {
+function plan(index: ArchiveIndex): Planned[] {
   let manifest: unknown;
-  const mFile = resolveInScope(dir, ['manifest.json']);
-  if (fs.existsSync(mFile)) {
+  if (index.get(['manifest.json'])) {
     try {
-      manifest = JSON.parse((await readJsonFile(mFile, 'manifest.json')).toString('utf8'));
+      manifest = JSON.parse(index.json(['manifest.json'], 'manifest.json').toString('utf8'));
     } catch (e) {
       if (isKind(e, 'invalid-argument')) throw e;
       throw invalidArgument(`invalid manifest.json: ${(e as Error).message}`, e);
     }
   } else {
-    manifest = await manifestFromIndex(dir);
+    manifest = manifestFromIndex(index);
     if (manifest === undefined) {
       throw invalidArgument(
         'invalid docker save tar: no manifest.json or index.json (legacy v1 format is not supported)',
@@ -180,7 +308,7 @@ async function plan(dir: string): Promise<Planned[]> {
       throw invalidArgument('invalid manifest.json: entry needs Config and Layers');
     }
     const cParts = cleanManifestPath(m.Config);
-    const raw = await readJsonFile(resolveInScope(dir, cParts), `config ${m.Config}`);
+    const raw = index.json(cParts, `config ${m.Config}`);
     const want = digestFromPath(cParts);
     if (want && sha256(raw) !== want) {
       throw invalidArgument(`invalid config ${m.Config}: digest mismatch (content is ${sha256(raw)})`);
@@ -197,10 +325,12 @@ async function plan(dir: string): Promise<Planned[]> {
     for (const l of m.Layers) {
       if (typeof l !== 'string') throw invalidArgument('invalid manifest.json: layer path is not a string');
       const parts = cleanManifestPath(l);
-      const f = resolveInScope(dir, parts);
-      const st = await fsp.stat(f).catch(() => undefined);
-      if (!st?.isFile()) throw invalidArgument(`invalid docker save tar: layer ${l} is missing`);
-      layerFiles.push(f);
+      const n = index.get(parts);
+      if (!n || n.kind === 'dir' || n.kind === 'symlink') {
+        throw invalidArgument(`invalid docker save tar: layer ${l} is missing`);
+      }
+      if (n.kind === 'skipped') throw invalidArgument(`invalid docker save tar: layer ${l} is not a tar archive`);
+      layerFiles.push(index.resolve(parts));
       layerDigests.push(parts[0] === 'blobs' ? digestFromPath(parts) : undefined);
     }
     const tags: Reference[] = [];
@@ -214,87 +344,55 @@ async function plan(dir: string): Promise<Planned[]> {
   return out;
 }
 
-const MAGIC = {
-  gzip: Buffer.from([0x1f, 0x8b, 0x08]),
-  zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]),
-  bzip2: Buffer.from('BZh'),
-  xz: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
-};
-
-/** Detects the compression of a file by its magic number. */
-export async function detectCompression(file: string): Promise<'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz'> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const b = Buffer.alloc(6);
-    const { bytesRead } = await fh.read(b, 0, 6, 0);
-    const head = b.subarray(0, bytesRead);
-    for (const [k, m] of Object.entries(MAGIC)) if (head.subarray(0, m.length).equals(m)) return k as 'gzip';
-    return 'none';
-  } finally {
-    await fh.close();
+/** Verifies that every blob named by its digest (blobs/sha256/<hex>) has that content. */
+async function verifyBlobDigests(index: ArchiveIndex): Promise<void> {
+  for (const [key, n] of index.nodes) {
+    const want = digestFromPath(key.split('/'));
+    if (!want || !key.startsWith('blobs/')) continue;
+    const got =
+      n.kind === 'layer' ? await n.digest : n.kind === 'buffer' || n.kind === 'skipped' ? n.digest : undefined;
+    if (got !== undefined && got !== want) throw invalidArgument(`invalid layer ${want}: content digest mismatch`);
   }
-}
-
-/** Opens a layer file as an uncompressed tar stream, hashing the raw bytes into `rawHash`. */
-async function openLayer(file: string, rawHash: ReturnType<typeof createHash>): Promise<Readable> {
-  const kind = await detectCompression(file);
-  const src = fs.createReadStream(file);
-  const tap = new PassThrough();
-  src.on('data', (c) => rawHash.update(c as Buffer));
-  src.on('error', (e) => tap.destroy(e));
-  let decomp: NodeJS.ReadWriteStream | undefined;
-  if (kind === 'gzip') decomp = zlib.createGunzip();
-  else if (kind === 'zstd') {
-    const z = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
-    if (!z) throw invalidArgument(`layer ${path.basename(file)} is zstd-compressed: not supported by this Node.js`);
-    decomp = z();
-  } else if (kind !== 'none') throw invalidArgument(`layer ${path.basename(file)}: unsupported compression ${kind}`);
-  if (!decomp) {
-    src.pipe(tap);
-    return tap;
-  }
-  pipeline(src, decomp, tap).catch((e) => tap.destroy(e));
-  return tap;
-}
-
-async function fileDigest(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of fs.createReadStream(file)) h.update(c as Buffer);
-  return `sha256:${h.digest('hex')}`;
 }
 
 /** Loads a `docker save` tar stream into the stores. */
 export async function loadImages(input: Readable, deps: LoadDeps): Promise<LoadResult> {
-  await fsp.mkdir(deps.tmpRoot, { recursive: true, mode: 0o700 });
-  const dir = await fsp.mkdtemp(path.join(deps.tmpRoot, 'docker-import-'));
+  const index = new ArchiveIndex();
   const held: Digest[] = [];
   try {
-    await extract(input, dir);
-    const items = await plan(dir);
-    // register layers (in order, reusing what the store has)
+    await readArchive(input, deps.layers, index);
+    const items = plan(index);
+    await verifyBlobDigests(index);
+    // attach the staged layers in order (reusing what the store has)
     for (const it of items) {
       const chain = chainIds(it.config.rootfs.diff_ids);
       for (let i = 0; i < chain.length; i++) {
         const c = chain[i]!;
+        const parent = i > 0 ? chain[i - 1] : undefined;
         const expected = it.config.rootfs.diff_ids[i]!;
         if (deps.layers.has(c)) {
-          // already present: still refuse a blob whose content does not match its name
-          const blob = it.layerDigests[i];
-          if (blob && (await fileDigest(it.layerFiles[i]!)) !== blob) {
-            throw invalidArgument(`invalid layer ${blob}: content digest mismatch`);
-          }
           deps.layers.get(c);
           held.push(c);
           continue;
         }
-        const rawHash = createHash('sha256');
-        const tar = await openLayer(it.layerFiles[i]!, rawHash);
-        const layer = await deps.layers.register(tar, i > 0 ? chain[i - 1] : undefined);
-        held.push(layer.chainId);
-        const blob = it.layerDigests[i];
-        if (blob && `sha256:${rawHash.digest('hex')}` !== blob) {
-          throw invalidArgument(`invalid layer ${blob}: content digest mismatch`);
+        const n = index.nodes.get(it.layerFiles[i]!)!;
+        let layer: LayerHandle;
+        if (n.kind === 'layer' && !n.consumed) {
+          const staged = await n.staged;
+          if (staged.diffId !== expected) {
+            throw invalidArgument(`invalid diffID for layer ${i}: expected "${expected}", got "${staged.diffId}"`);
+          }
+          n.consumed = true;
+          layer = await deps.layers.commitStaged(staged, parent);
+        } else if (n.kind === 'buffer') {
+          layer = await deps.layers.register(readableOf(n.data), parent);
+        } else {
+          // the same file under another parent (rare): rebuild its tar from the layer made of it
+          const prev = deps.layers.list().find((l) => l.diffId === expected);
+          if (!prev) throw invalidArgument(`invalid docker save tar: layer ${it.layerFiles[i]} cannot be reused`);
+          layer = await deps.layers.register(prev.tarStream(), parent);
         }
+        held.push(layer.chainId);
         if (layer.diffId !== expected) {
           throw invalidArgument(`invalid diffID for layer ${i}: expected "${expected}", got "${layer.diffId}"`);
         }
@@ -334,7 +432,17 @@ export async function loadImages(input: Readable, deps: LoadDeps): Promise<LoadR
     }
     return result;
   } finally {
+    // staged layers nobody committed (duplicates, unreferenced, or after an error)
+    for (const p of index.staged()) {
+      const st = await p.catch(() => undefined);
+      await st?.discard().catch(() => {});
+    }
     for (const c of held.reverse()) await deps.layers.release(c).catch(() => {});
-    await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+function readableOf(data: Buffer): Readable {
+  const p = new PassThrough();
+  p.end(data);
+  return p;
 }
