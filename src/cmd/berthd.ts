@@ -399,8 +399,6 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  log.info('Daemon has completed initialization');
-
   // SIGHUP: reload
   process.on('SIGHUP', () => {
     try {
@@ -428,6 +426,7 @@ async function main(argv: string[]): Promise<number> {
 
   // SIGTERM/SIGINT: graceful shutdown
   return await new Promise<number>((resolve) => {
+    setImmediate(() => log.info('Daemon has completed initialization'));
     let stopping = false;
     const shutdown = async (sig: string) => {
       if (stopping) {

@@ -95,6 +95,7 @@ export class Berthd {
     } = {},
   ): Promise<Berthd> {
     const dir = opts.dir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'berthd-test-')));
+    await fsp.mkdir(dir, { recursive: true });
     const dataRoot = path.join(dir, 'root');
     const socket = path.join(dir, 'berth.sock');
     const pidfile = path.join(dir, 'berthd.pid');
