@@ -618,6 +618,27 @@ export function initBinary(initPath?: string): string {
   throw invalidArgument('exec: "docker-init": executable file not found in $PATH');
 }
 
+/**
+ * Mounts every volume mount point of `c` through the volume service (taking the
+ * container's reference; option volumes such as tmpfs/bind get mounted now) and
+ * returns their data paths by destination, for buildSpec's `volumePaths`.
+ * Call `unmountVolumes` when the container stops.
+ */
+export function mountVolumes(
+  c: Container,
+  volumes: { mount(name: string, containerId: string): string },
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const mp of Object.values(c.MountPoints)) {
+    if (mp.Type === 'volume' && mp.Name) out[mp.Destination] = volumes.mount(mp.Name, c.ID);
+  }
+  return out;
+}
+
+export function unmountVolumes(c: Container, volumes: { unmount(name: string, containerId: string): void }): void {
+  for (const mp of Object.values(c.MountPoints)) if (mp.Type === 'volume' && mp.Name) volumes.unmount(mp.Name, c.ID);
+}
+
 /** Writes `<execRoot>/containers/<id>/config.json` (the runc bundle); returns the bundle dir. */
 export function writeBundle(execRoot: string, id: string, spec: Spec): string {
   const dir = path.join(execRoot, 'containers', id);
