@@ -51,3 +51,14 @@ export function throttled(sink: ProgressSink, id: string, status: string, interv
     sink.update(id, status, total !== undefined && total >= 0 ? { current, total } : { current });
   };
 }
+
+/** Adapts src/progress's JSON-message sink (status(status, id?, detail?) / aux) to this module's ProgressSink. */
+export function fromJsonMessageSink(s: {
+  status(status: string, id?: string, detail?: ProgressDetail): void;
+  aux(value: unknown): void;
+}): ProgressSink {
+  return {
+    update: (id, status, detail) => s.status(status, id === '' ? undefined : id, detail),
+    aux: (data) => s.aux(data),
+  };
+}
