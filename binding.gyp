@@ -9,7 +9,8 @@
       "target_name": "berth-shim",
       "type": "executable",
       "sources": ["native/berth-shim.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -1378,7 +1378,7 @@ int main(int argc, char **argv) {
           }
         }
         if (m == -5 && fd_pty >= 0 && (re & POLLOUT)) stdin_flush();
-      } else if (m == -6) {
+      } else if (m == -6 || m == -5) {
         stdin_flush();
       } else if (m >= 0) {
         struct client *c = &g_cl[m];
