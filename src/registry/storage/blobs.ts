@@ -59,7 +59,7 @@ export class BlobStore {
   }
 
   writeLink(linkPath: string, digest: Digest): Promise<void> {
-    return this.driver.putContent(linkPath, linkContent(digest));
+    return this.driver.putContent(linkPath, linkContent(digest), { sync: false });
   }
 
   /** A blob as a repository sees it: linked in `_layers` and present in the blob store. */

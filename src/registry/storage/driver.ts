@@ -16,8 +16,8 @@ export interface FileWriter {
   /** Bytes in the file, including what was there before an append. */
   readonly size: number;
   write(chunk: Buffer): Promise<void>;
-  /** Makes the content durable and closes the writer. */
-  commit(): Promise<void>;
+  /** Makes the content readable (and durable unless `sync: false`) and closes the writer. */
+  commit(opts?: { sync?: boolean }): Promise<void>;
   /** Closes without committing (an append stays resumable on the filesystem driver). */
   close(): Promise<void>;
   /** Discards the file. */
@@ -29,8 +29,12 @@ export type WalkResult = undefined | 'skip-dir' | 'stop';
 export interface StorageDriver {
   readonly name: string;
   getContent(path: string): Promise<Buffer>;
-  /** Atomic: readers see the old content or the new, never a mix. */
-  putContent(path: string, content: Buffer | string): Promise<void>;
+  /**
+   * Atomic: readers see the old content or the new, never a mix. `sync: false`
+   * skips the fsyncs (for link files: losing one in a crash loses a name, never
+   * corrupts content; distribution never fsyncs).
+   */
+  putContent(path: string, content: Buffer | string, opts?: { sync?: boolean }): Promise<void>;
   /** Reads from `offset`; `length` limits the bytes (undefined = to the end). */
   reader(path: string, offset?: number, length?: number): Promise<Readable>;
   writer(path: string, append: boolean): Promise<FileWriter>;

@@ -17,6 +17,8 @@ import {
   type WalkResult,
 } from './driver.js';
 
+let tmpSeq = 0;
+
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   constructor(readonly rootDirectory: string) {}
@@ -34,8 +36,26 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async putContent(p: string, content: Buffer | string): Promise<void> {
+  async putContent(p: string, content: Buffer | string, opts: { sync?: boolean } = {}): Promise<void> {
     const f = this.full(p);
+    if (opts.sync === false) {
+      // Link files: write + rename, creating the directory only when it is missing (fewer syscalls).
+      const tmp = `${path.dirname(f)}/${TEMP_PREFIX}${process.pid}-${(tmpSeq++).toString(36)}`;
+      try {
+        await fsp.writeFile(tmp, content, { mode: 0o644 });
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT') throw e;
+        await fsp.mkdir(path.dirname(f), { recursive: true, mode: 0o755 });
+        await fsp.writeFile(tmp, content, { mode: 0o644 });
+      }
+      try {
+        await fsp.rename(tmp, f);
+      } catch (e) {
+        await fsp.rm(tmp, { force: true });
+        throw e;
+      }
+      return;
+    }
     await fsp.mkdir(path.dirname(f), { recursive: true, mode: 0o755 });
     await atomicWriteFile(f, content);
   }
@@ -59,7 +79,7 @@ export class FilesystemDriver implements StorageDriver {
       return Readable.from([]);
     }
     const end = length === undefined ? undefined : offset + length - 1;
-    return fh.createReadStream({ start: offset, ...(end !== undefined ? { end } : {}), highWaterMark: 256 * 1024 });
+    return fh.createReadStream({ start: offset, ...(end !== undefined ? { end } : {}), highWaterMark: 1024 * 1024 });
   }
 
   async writer(p: string, append: boolean): Promise<FileWriter> {
@@ -159,11 +179,11 @@ class FsWriter implements FileWriter {
       this.size += bytesWritten;
     }
   }
-  async commit(): Promise<void> {
+  async commit(opts: { sync?: boolean } = {}): Promise<void> {
     if (this.done) return;
     this.done = true;
     try {
-      await this.fh.sync();
+      if (opts.sync !== false) await this.fh.sync();
     } finally {
       await this.fh.close();
     }

@@ -111,7 +111,8 @@ export class UploadStore {
         hash?.update(chunk);
         wrote += chunk.length;
       }
-      await w.commit();
+      // No fsync per chunk: the data is synced once, before the commit makes it a blob.
+      await w.commit({ sync: false });
     } catch (e) {
       await w.close().catch(() => {});
       throw e;
@@ -151,7 +152,8 @@ export class UploadStore {
       const publish = async () => {
         const existing = await this.blobs.stat(digest);
         if (!existing) {
-          // The data was fsynced by each append's commit; the rename makes it visible.
+          // Durable bytes first, then the rename makes them visible under their digest.
+          await (await this.driver.writer(dataPath, true)).commit();
           await this.driver.move(dataPath, pathFor({ kind: 'blobData', digest }));
         }
         await this.blobs.linkInRepo(name, digest);
