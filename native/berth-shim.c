@@ -923,6 +923,8 @@ static void create_container(void) {
   }
   char pidfile[4096];
   snprintf(pidfile, sizeof pidfile, "%s/init.pid", a_dir);
+  /* absolute: `runtime create` changes into the bundle directory before dialing
+     (<exec-root>/containers/<64 hex>/console.sock stays under 108 bytes) */
   char csockpath[4096];
   snprintf(csockpath, sizeof csockpath, "%s/console.sock", a_dir);
   const char *argv_tty[] = {"create", "--bundle", a_bundle, "--pid-file", pidfile, "--console-socket", csockpath, a_id, NULL};
@@ -1015,6 +1017,15 @@ static int exec_main(const char *process, const char *csock_path, const char *pi
   int ls = -1;
   if (a_tty) {
     if (!csock_path) die("--console-socket is required with --tty");
+    /* unix socket paths are limited to 108 bytes: work relative to the socket's
+       directory (the runtime inherits this cwd and dials the relative path) */
+    const char *slash = strrchr(csock_path, '/');
+    if (slash && slash != csock_path) {
+      char dir[4096];
+      snprintf(dir, sizeof dir, "%.*s", (int)(slash - csock_path), csock_path);
+      if (chdir(dir) < 0) die("chdir %s: %s", dir, strerror(errno));
+      csock_path = slash + 1;
+    }
     ls = listen_unix(csock_path);
     set_nonblock(ls);
   }

@@ -37,9 +37,14 @@ after(async () => {
 const T = { timeout: 30_000 };
 
 test('exec without a TTY: separate stdout/stderr and the exit code', T, async () => {
-  const s = await execProcess(sb.runtime, id, { ...proc, args: ['sh', '-c', 'echo out; echo err >&2; exit 4'] }, {
-    workDir: sb.stateDir(id),
-  });
+  const s = await execProcess(
+    sb.runtime,
+    id,
+    { ...proc, args: ['sh', '-c', 'echo out; echo err >&2; exit 4'] },
+    {
+      workDir: sb.stateDir(id),
+    },
+  );
   assert.ok(s.pid > 0);
   const out = collect(s.stdout);
   const err = collect(s.stderr);
@@ -49,17 +54,22 @@ test('exec without a TTY: separate stdout/stderr and the exit code', T, async ()
   assert.equal(out.text(), 'out\n');
   assert.equal(err.text(), 'err\n');
   assert.deepEqual(
-    fs.readdirSync(sb.stateDir(id)).filter((f) => f.startsWith('exec-')),
+    fs.readdirSync(sb.stateDir(id)).filter((f) => f.startsWith('exec-') || (f.endsWith('.sock') && f !== 'shim.sock')),
     [],
     'process.json, pid file and socket removed',
   );
 });
 
 test('exec with stdin: the process reads until EOF', T, async () => {
-  const s = await execProcess(sb.runtime, id, { ...proc, args: ['sh', '-c', 'cat; echo end'] }, {
-    workDir: sb.stateDir(id),
-    stdin: true,
-  });
+  const s = await execProcess(
+    sb.runtime,
+    id,
+    { ...proc, args: ['sh', '-c', 'cat; echo end'] },
+    {
+      workDir: sb.stateDir(id),
+      stdin: true,
+    },
+  );
   const out = collect(s.stdout);
   s.stdin!.write('abc\n');
   s.stdin!.end();
@@ -69,12 +79,17 @@ test('exec with stdin: the process reads until EOF', T, async () => {
 });
 
 test('exec with a TTY: console size, resize, exit code', T, async () => {
-  const s = await execProcess(sb.runtime, id, { ...proc, args: ['sh'] }, {
-    workDir: sb.stateDir(id),
-    stdin: true,
-    tty: true,
-    consoleSize: [20, 70],
-  });
+  const s = await execProcess(
+    sb.runtime,
+    id,
+    { ...proc, args: ['sh'] },
+    {
+      workDir: sb.stateDir(id),
+      stdin: true,
+      tty: true,
+      consoleSize: [20, 70],
+    },
+  );
   const out = collect(s.stdout);
   s.stdin!.write('stty size\n');
   await out.waitFor(/20 70\r\n/);

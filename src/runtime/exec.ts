@@ -54,7 +54,7 @@ export async function execProcess(
   fs.mkdirSync(opts.workDir, { recursive: true });
   const procFile = path.join(opts.workDir, `exec-${tag}.json`);
   const pidFile = path.join(opts.workDir, `exec-${tag}.pid`);
-  const sockFile = path.join(opts.workDir, `exec-${tag}.sock`);
+  const sockFile = path.join(opts.workDir, `x${tag}.sock`);
   const spec: Record<string, unknown> = { ...processSpec, terminal: !!opts.tty };
   if (opts.tty && opts.consoleSize) spec.consoleSize = { height: opts.consoleSize[0], width: opts.consoleSize[1] };
   fs.writeFileSync(procFile, JSON.stringify(spec));
@@ -94,7 +94,10 @@ export async function execProcess(
         const msg = line.slice(6);
         const err =
           explainRuntimeFailure(runtime.name, runtime.path, msg) ??
-          new BerthError(/not found|no such file/i.test(msg) ? 'not-found' : 'internal', `OCI runtime exec failed: ${msg}`);
+          new BerthError(
+            /not found|no such file/i.test(msg) ? 'not-found' : 'internal',
+            `OCI runtime exec failed: ${msg}`,
+          );
         startedReject(err);
         exitReject(err);
       }

@@ -40,7 +40,16 @@ export function parseHumanSize(s: string): number {
   return Math.floor(Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()]! : 1));
 }
 
-const JSON_FILE_OPTS = new Set(['max-file', 'max-size', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag']);
+const JSON_FILE_OPTS = new Set([
+  'max-file',
+  'max-size',
+  'compress',
+  'labels',
+  'labels-regex',
+  'env',
+  'env-regex',
+  'tag',
+]);
 
 /** Validates log-opts for a driver with Docker's messages. */
 export function validateLogOpts(driver: string, opts: Record<string, string>): void {
@@ -129,7 +138,8 @@ export function resolveLogSettings(
     if (maxSize <= 0) throw invalidArgument('max-size must be a positive number');
   }
   if (opts['max-file'] !== undefined) {
-    if (!/^-?\d+$/.test(opts['max-file'])) throw invalidArgument(`strconv.Atoi: parsing "${opts['max-file']}": invalid syntax`);
+    if (!/^-?\d+$/.test(opts['max-file']))
+      throw invalidArgument(`strconv.Atoi: parsing "${opts['max-file']}": invalid syntax`);
     maxFile = Number(opts['max-file']);
     if (maxFile < 1) throw invalidArgument('max-file cannot be less than 1');
   }

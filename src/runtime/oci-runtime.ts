@@ -107,7 +107,12 @@ export class OciRuntime {
     this.name = opts.name;
     this.path = opts.path;
     this.root = opts.root;
-    this.globalArgs = ['--root', opts.root, ...(opts.systemdCgroup ? ['--systemd-cgroup'] : []), ...(opts.runtimeArgs ?? [])];
+    this.globalArgs = [
+      '--root',
+      opts.root,
+      ...(opts.systemdCgroup ? ['--systemd-cgroup'] : []),
+      ...(opts.runtimeArgs ?? []),
+    ];
     fs.mkdirSync(opts.root, { recursive: true, mode: 0o700 });
   }
 
@@ -151,14 +156,9 @@ export class OciRuntime {
    */
   async probe(): Promise<{ version: string }> {
     const version = await this.version();
-    if (/^crun/m.test(version) && cgroupMode() === 'hybrid') {
-      const m = /crun version (\S+)/.exec(version);
-      const major = m ? Number(m[1]!.split('.')[0]) : 0;
-      const minor = m ? Number(m[1]!.split('.')[1]) : 0;
-      // crun gained hybrid support in no release we know of; newer ones are tried for real.
-      if (major < 2 && minor <= 99) {
-        throw explainRuntimeFailure(this.name, this.path, 'cgroups in hybrid mode not supported')!;
-      }
+    // crun (1.8 here) refuses hybrid hosts at create; newer releases are tried for real by callers that want to
+    if (/^crun version 1\./m.test(version) && cgroupMode() === 'hybrid') {
+      throw explainRuntimeFailure(this.name, this.path, 'cgroups in hybrid mode not supported')!;
     }
     return { version };
   }

@@ -125,6 +125,7 @@ export class ShimClient {
     readonly id: string,
     readonly stateDir: string,
     sock: net.Socket,
+    private readonly runtimeName = 'runtime',
   ) {
     this.sock = sock;
     sock.setEncoding('utf8');
@@ -148,7 +149,16 @@ export class ShimClient {
    */
   static async spawn(opts: ShimSpawnOptions): Promise<ShimClient> {
     fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o711 });
-    const args = ['--id', opts.id, '--bundle', opts.bundle, '--state-dir', opts.stateDir, '--runtime', opts.runtime.path];
+    const args = [
+      '--id',
+      opts.id,
+      '--bundle',
+      opts.bundle,
+      '--state-dir',
+      opts.stateDir,
+      '--runtime',
+      opts.runtime.path,
+    ];
     for (const a of opts.runtime.args) args.push('--runtime-arg', a);
     if (opts.tty) args.push('--tty');
     if (opts.openStdin) args.push('--stdin');
@@ -175,14 +185,16 @@ export class ShimClient {
     });
     const line = out.split('\n')[0] ?? '';
     if (!line.startsWith('ok ')) {
-      const msg = line.startsWith('err ') ? line.slice(4) : `shim failed to start (${out.trim() || 'no output'}); see ${path.join(opts.stateDir, 'shim.log')}`;
+      const msg = line.startsWith('err ')
+        ? line.slice(4)
+        : `shim failed to start (${out.trim() || 'no output'}); see ${path.join(opts.stateDir, 'shim.log')}`;
       throw (
         explainRuntimeFailure(opts.runtime.name, opts.runtime.path, msg) ??
         new BerthError('internal', `${opts.runtime.name} create ${opts.id}: ${msg}`)
       );
     }
     const sock = await connect(path.join(opts.stateDir, 'shim.sock'));
-    return new ShimClient(opts.id, opts.stateDir, sock);
+    return new ShimClient(opts.id, opts.stateDir, sock, opts.runtime.name);
   }
 
   /**
@@ -190,7 +202,10 @@ export class ShimClient {
    * client, or null with the last recorded state when the shim is gone (the
    * container stopped while berthd was away: berthd then runs `runtime delete`).
    */
-  static async reconnect(id: string, stateDir: string): Promise<{ client: ShimClient | null; state: ShimState | null }> {
+  static async reconnect(
+    id: string,
+    stateDir: string,
+  ): Promise<{ client: ShimClient | null; state: ShimState | null }> {
     try {
       const sock = await connect(path.join(stateDir, 'shim.sock'));
       return { client: new ShimClient(id, stateDir, sock), state: null };
@@ -237,7 +252,7 @@ export class ShimClient {
       await this.request('start');
     } catch (err) {
       const msg = (err as Error).message;
-      throw explainRuntimeFailure('runtime', 'runtime', msg) ?? err;
+      throw explainRuntimeFailure(this.runtimeName, this.runtimeName, msg) ?? err;
     }
   }
 
@@ -295,7 +310,9 @@ export class ShimClient {
       };
       sock.on('data', onData);
       sock.once('error', reject);
-      sock.once('close', () => reject(new BerthError('unavailable', `shim for container ${this.id} closed the attach`)));
+      sock.once('close', () =>
+        reject(new BerthError('unavailable', `shim for container ${this.id} closed the attach`)),
+      );
     });
     if (!first.line.startsWith('1 ok')) {
       sock.destroy();

@@ -9,7 +9,8 @@ import { collect, ended, rssKb, Sandbox, until } from './testkit.js';
 const sb = new Sandbox();
 after(() => sb.cleanup());
 
-const ENTRY_RE = /^\{"log":"(?:[^"\\]|\\.)*","stream":"(stdout|stderr)","time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"\}$/;
+const ENTRY_RE =
+  /^\{"log":"(?:[^"\\]|\\.)*","stream":"(stdout|stderr)","time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"\}$/;
 
 function logLines(id: string): string[] {
   return fs.readFileSync(sb.logPath(id), 'utf8').split('\n').filter(Boolean);
@@ -18,7 +19,11 @@ function logLines(id: string): string[] {
 test('stdout/stderr go to the json-file log in Docker format; exit code recorded', { timeout: 30_000 }, async () => {
   const id = sb.newId();
   const c = await sb.spawn(id, {
-    args: ['sh', '-c', 'echo hello; echo "<err> & \\"q\\"" >&2; printf "tab\\there\\r\\n"; printf "\\377bad\\n"; printf "no newline"; exit 7'],
+    args: [
+      'sh',
+      '-c',
+      'echo hello; echo "<err> & \\"q\\"" >&2; printf "tab\\there\\r\\n"; printf "\\377bad\\n"; printf "no newline"; exit 7',
+    ],
   });
   assert.equal((await c.state()).status, 'created');
   await c.start();
@@ -63,7 +68,9 @@ test('lines longer than 16 KiB are split into partial messages like dockerd', { 
 
 test('kill with signals: TERM runs the trap, KILL gives 137', { timeout: 30_000 }, async () => {
   const id = sb.newId();
-  const c = await sb.spawn(id, { args: ['sh', '-c', 'trap "echo got-term; exit 42" TERM; echo ready; while true; do sleep 0.05; done'] });
+  const c = await sb.spawn(id, {
+    args: ['sh', '-c', 'trap "echo got-term; exit 42" TERM; echo ready; while true; do sleep 0.05; done'],
+  });
   await c.start();
   await until(() => fs.readFileSync(sb.logPath(id), 'utf8').includes('ready'));
   const w = c.wait();
@@ -84,7 +91,9 @@ test('kill with signals: TERM runs the trap, KILL gives 137', { timeout: 30_000 
   await c2.delete();
 });
 
-test('attach: stdout/stderr fan-out and stdin; closing stdin (StdinOnce) gives the process EOF', { timeout: 30_000 }, async () => {
+test('attach: stdout/stderr fan-out and stdin; closing stdin (StdinOnce) gives the process EOF', {
+  timeout: 30_000,
+}, async () => {
   const id = sb.newId();
   const c = await sb.spawn(
     id,
@@ -158,7 +167,9 @@ test('TTY: sh on a pty, stdin via attach, resize changes stty size', { timeout: 
   await c.delete();
 });
 
-test('berthd restart: a new client reconnects to the running shim, logs continued meanwhile', { timeout: 30_000 }, async () => {
+test('berthd restart: a new client reconnects to the running shim, logs continued meanwhile', {
+  timeout: 30_000,
+}, async () => {
   const id = sb.newId();
   let c: ShimClient | null = await sb.spawn(id, {
     args: ['sh', '-c', 'i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.05; done'],
@@ -208,6 +219,23 @@ test('container exits while berthd is away: the shim records the exit and leaves
   await sb.runtime.delete(id);
 });
 
+test('log driver none: no log file, attach still gets the output', { timeout: 30_000 }, async () => {
+  const id = sb.newId();
+  const c = await sb.spawn(
+    id,
+    { args: ['sh', '-c', 'sleep 0.2; echo visible'] },
+    { log: { driver: 'none', maxSize: -1, maxFile: 1 } },
+  );
+  const a = await c.attach({ stdout: true, stderr: true });
+  const out = collect(a.stdout);
+  await c.start();
+  await c.wait();
+  await ended(a.stdout);
+  assert.equal(out.text(), 'visible\n');
+  assert.equal(fs.existsSync(sb.logPath(id)), false);
+  await c.delete();
+});
+
 test('create failure is reported with the runtime message', { timeout: 30_000 }, async () => {
   const id = sb.newId();
   await assert.rejects(sb.spawn(id, { args: ['/no/such/binary'] }), /no such file|not found|executable/i);
@@ -215,7 +243,10 @@ test('create failure is reported with the runtime message', { timeout: 30_000 },
 });
 
 test('OOM kill recorded (cgroup memory limit)', { timeout: 30_000 }, async (t) => {
-  if (!fs.existsSync('/sys/fs/cgroup/memory/memory.oom_control') && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+  if (
+    !fs.existsSync('/sys/fs/cgroup/memory/memory.oom_control') &&
+    !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
+  ) {
     t.skip('no cgroup memory controller');
     return;
   }

@@ -97,11 +97,7 @@ export class Sandbox {
     return makeBundle(path.join(this.root, 'bundles', id), { cgroupsPath: `/berth-test/${id}`, ...opts });
   }
 
-  async spawn(
-    id: string,
-    bundle: BundleOptions,
-    opts: Partial<ShimSpawnOptions> = {},
-  ): Promise<ShimClient> {
+  async spawn(id: string, bundle: BundleOptions, opts: Partial<ShimSpawnOptions> = {}): Promise<ShimClient> {
     const b = this.bundle(id, bundle);
     const c = await ShimClient.spawn({
       id,
@@ -172,9 +168,10 @@ export async function until<T>(fn: () => T | Promise<T>, timeoutMs = 5000, stepM
 }
 
 /** Collects a readable into a string, up to when `done` matches or the stream ends. */
-export function collect(
-  stream: NodeJS.ReadableStream,
-): { text: () => string; waitFor: (re: RegExp, ms?: number) => Promise<string> } {
+export function collect(stream: NodeJS.ReadableStream): {
+  text: () => string;
+  waitFor: (re: RegExp, ms?: number) => Promise<string>;
+} {
   let acc = '';
   stream.on('data', (d: Buffer | string) => {
     acc += d.toString();

@@ -6,7 +6,15 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { resolveLogSettings } from '../log-config.js';
 import { Sandbox } from '../testkit.js';
-import { fixedTimestamp, type LogRecord, logFiles, parseEntry, parseRfc3339Ns, readJsonLog, timeKey } from './jsonfile.js';
+import {
+  fixedTimestamp,
+  type LogRecord,
+  logFiles,
+  parseEntry,
+  parseRfc3339Ns,
+  readJsonLog,
+  timeKey,
+} from './jsonfile.js';
 
 const sb = new Sandbox();
 after(() => sb.cleanup());
@@ -51,7 +59,10 @@ test('log settings: default rotation 20 MiB x 5, Docker semantics when set, vali
   assert.equal(u.maxSize, -1);
   const a = resolveLogSettings('json-file', { labels: 'team', env: 'B', tag: '{{.Name}}/{{.ID}}' }, '/l', ctx);
   assert.equal(a.attrs, '{"B":"2","tag":"web/aaaaaaaaaaaa","team":"x"}');
-  assert.throws(() => resolveLogSettings('json-file', { 'max-file': '0' }, '/l', ctx), /max-file cannot be less than 1/);
+  assert.throws(
+    () => resolveLogSettings('json-file', { 'max-file': '0' }, '/l', ctx),
+    /max-file cannot be less than 1/,
+  );
   assert.throws(() => resolveLogSettings('json-file', { bogus: '1' }, '/l', ctx), /unknown log opt 'bogus'/);
   assert.throws(() => resolveLogSettings('nope', {}, '/l', ctx), /no log driver named 'nope'/);
   assert.equal(resolveLogSettings('none', {}, '/l', ctx).driver, 'none');
@@ -69,7 +80,10 @@ test('rotation by the shim: max-size/max-file respected, reader tail/since/until
   assert.equal((await c.wait()).exitCode, 0);
   await c.delete();
   const lp = sb.logPath(id);
-  const files = fs.readdirSync(path.dirname(lp)).filter((f) => f.startsWith(`${id}-json.log`)).sort();
+  const files = fs
+    .readdirSync(path.dirname(lp))
+    .filter((f) => f.startsWith(`${id}-json.log`))
+    .sort();
   assert.deepEqual(files, [`${id}-json.log`, `${id}-json.log.1`, `${id}-json.log.2`]);
   for (const f of [`${lp}.1`, `${lp}.2`]) {
     const size = fs.statSync(f).size;
@@ -90,11 +104,18 @@ test('rotation by the shim: max-size/max-file respected, reader tail/since/until
   // tail N reads from the end, across files
   for (const n of [0, 1, 10, 250, 600, 100_000]) {
     const t = await all(readJsonLog(lp, { tail: n, maxFile: 3 }));
-    assert.deepEqual(t, recs.slice(Math.max(0, recs.length - n)).map(({ attrs: _a, ...r }) => r), `tail ${n}`);
+    assert.deepEqual(
+      t,
+      recs.slice(Math.max(0, recs.length - n)).map(({ attrs: _a, ...r }) => r),
+      `tail ${n}`,
+    );
   }
   // stream selection
   const errs = await all(readJsonLog(lp, { stdout: false }));
-  assert.deepEqual(errs.map((r) => r.line.toString()), ['bye\n']);
+  assert.deepEqual(
+    errs.map((r) => r.line.toString()),
+    ['bye\n'],
+  );
   // since/until (inclusive) by timestamp
   const mid = recs[Math.floor(recs.length / 2)]!;
   const midNs = parseRfc3339Ns(mid.time);
@@ -110,7 +131,13 @@ test('follow: across rotation until the container stops', T, async () => {
   const N = 400;
   const c = await sb.spawn(
     id,
-    { args: ['sh', '-c', `sleep 0.3; i=0; while [ $i -lt ${N} ]; do echo "f-$i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done`] },
+    {
+      args: [
+        'sh',
+        '-c',
+        `sleep 0.3; i=0; while [ $i -lt ${N} ]; do echo "f-$i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done`,
+      ],
+    },
     { log: { driver: 'json-file', path: sb.logPath(id), maxSize: 4000, maxFile: 10 } },
   );
   const stopped = c.wait();
@@ -122,7 +149,10 @@ test('follow: across rotation until the container stops', T, async () => {
   await c.delete();
   assert.ok(fs.existsSync(`${sb.logPath(id)}.3`), 'rotated several times while following');
   assert.equal(got.length, N, `followed ${got.length} lines`);
-  assert.deepEqual(got, Array.from({ length: N }, (_, i) => `f-${i}`));
+  assert.deepEqual(
+    got,
+    Array.from({ length: N }, (_, i) => `f-${i}`),
+  );
 });
 
 test('read speed: 100 000 lines', T, async () => {
@@ -133,7 +163,9 @@ test('read speed: 100 000 lines', T, async () => {
   for (let i = 0; i < 100_000; i++) {
     const ns = String((i * 7919) % 1_000_000_000).padStart(9, '0');
     const ts = `${new Date(t0 + i).toISOString().slice(0, 19)}.${ns}`.replace(/0+$/, '');
-    parts.push(`{"log":"line number ${i} with some text\\n","stream":"${i % 3 ? 'stdout' : 'stderr'}","time":"${ts}Z"}\n`);
+    parts.push(
+      `{"log":"line number ${i} with some text\\n","stream":"${i % 3 ? 'stdout' : 'stderr'}","time":"${ts}Z"}\n`,
+    );
   }
   fs.writeFileSync(lp, parts.join(''));
   let t = performance.now();

@@ -132,7 +132,12 @@ export function parseEntry(b: Buffer, details = false): LogRecord | null {
     }
   }
   try {
-    const j = JSON.parse(b.toString('utf8')) as { log?: string; stream?: string; time?: string; attrs?: Record<string, string> };
+    const j = JSON.parse(b.toString('utf8')) as {
+      log?: string;
+      stream?: string;
+      time?: string;
+      attrs?: Record<string, string>;
+    };
     if (typeof j !== 'object' || j === null || typeof j.time !== 'string') return null;
     const rec: LogRecord = {
       stream: j.stream === 'stderr' ? 'stderr' : 'stdout',
