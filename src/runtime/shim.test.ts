@@ -1,5 +1,6 @@
 // Real containers (busybox rootfs, runc) through berth-shim.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -195,6 +196,49 @@ test('berthd restart: a new client reconnects to the running shim, logs continue
   await c2.kill('KILL');
   assert.equal((await w).exitCode, 137);
   await c2.delete();
+});
+
+test('berthd killed with SIGKILL: the shim and container survive, a new process reattaches', {
+  timeout: 30_000,
+}, async () => {
+  const id = sb.newId();
+  const b = sb.bundle(id, { args: ['sh', '-c', 'i=0; while true; do echo k-$i; i=$((i+1)); sleep 0.05; done'] });
+  const mod = new URL('./shim-client.js', import.meta.url).href;
+  const rtmod = new URL('./oci-runtime.js', import.meta.url).href;
+  const script = `
+    const { ShimClient } = await import(${JSON.stringify(mod)});
+    const { OciRuntime } = await import(${JSON.stringify(rtmod)});
+    const runtime = new OciRuntime({ name: 'runc', path: ${JSON.stringify(sb.runtime.path)}, root: ${JSON.stringify(sb.runtime.root)} });
+    const c = await ShimClient.spawn({ id: ${JSON.stringify(id)}, bundle: ${JSON.stringify(b)}, stateDir: ${JSON.stringify(sb.stateDir(id))}, runtime,
+      log: { driver: 'json-file', path: ${JSON.stringify(sb.logPath(id))}, maxSize: -1, maxFile: 1 } });
+    await c.start();
+    process.stdout.write('started\\n');
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
+      child.on('exit', (code) => reject(new Error(`berthd stand-in exited ${code}`)));
+    });
+  } finally {
+    child.kill('SIGKILL');
+  }
+  await new Promise((r) => child.once('exit', r));
+  const size1 = fs.statSync(sb.logPath(id)).size;
+  await until(() => fs.statSync(sb.logPath(id)).size > size1 + 40, 3000);
+  const r = await ShimClient.reconnect(id, sb.stateDir(id));
+  assert.ok(r.client);
+  const c = sb.track(r.client);
+  assert.equal((await c.state()).status, 'running');
+  const a = await c.attach({ stdout: true });
+  const out = collect(a.stdout);
+  await out.waitFor(/k-\d+\n/);
+  const w = c.wait();
+  await c.kill('KILL');
+  assert.equal((await w).exitCode, 137);
+  await c.delete();
 });
 
 test('container exits while berthd is away: the shim records the exit and leaves', { timeout: 30_000 }, async () => {

@@ -77,6 +77,61 @@ export class Sandbox {
   constructor(runtimePath = RUNC, name = 'runc') {
     this.root = fs.mkdtempSync('/tmp/brt-');
     this.runtime = new OciRuntime({ name, path: runtimePath, root: path.join(this.root, `runtime-${name}`) });
+    // a test process killed early (timeout, ^C) still removes what it started
+    const sync = () => this.cleanupSync();
+    process.once('exit', sync);
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        sync();
+        process.exit(130);
+      });
+    }
+  }
+
+  /** Synchronous variant of cleanup() for exit handlers. */
+  cleanupSync(): void {
+    if (!fs.existsSync(this.root)) return;
+    for (const id of this.ids) {
+      try {
+        execFileSync(this.runtime.path, [...this.runtime.args, 'delete', '--force', id], { stdio: 'ignore' });
+      } catch {
+        // not there
+      }
+      this.killShim(id);
+    }
+    this.removeCgroups();
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private killShim(id: string): void {
+    const st = readShimState(this.stateDir(id));
+    let shimPid = st?.shimPid;
+    if (!shimPid) {
+      try {
+        shimPid = Number(fs.readFileSync(path.join(this.stateDir(id), 'shim.pid'), 'utf8'));
+      } catch {
+        shimPid = undefined;
+      }
+    }
+    if (shimPid) {
+      try {
+        process.kill(shimPid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  private removeCgroups(): void {
+    for (const id of this.ids) {
+      for (const ctl of ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer', 'systemd']) {
+        try {
+          fs.rmdirSync(`/sys/fs/cgroup/${ctl}/berth-test/${id}`);
+        } catch {
+          // removed by the runtime
+        }
+      }
+    }
   }
 
   newId(prefix = 'c'): string {
@@ -126,32 +181,9 @@ export class Sandbox {
       } catch {
         // not there
       }
-      const st = readShimState(this.stateDir(id));
-      let shimPid = st?.shimPid;
-      if (!shimPid) {
-        try {
-          shimPid = Number(fs.readFileSync(path.join(this.stateDir(id), 'shim.pid'), 'utf8'));
-        } catch {
-          shimPid = undefined;
-        }
-      }
-      if (shimPid) {
-        try {
-          process.kill(shimPid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      this.killShim(id);
     }
-    for (const id of this.ids) {
-      for (const ctl of ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'devices', 'freezer', 'systemd']) {
-        try {
-          fs.rmdirSync(`/sys/fs/cgroup/${ctl}/berth-test/${id}`);
-        } catch {
-          // removed by the runtime
-        }
-      }
-    }
+    this.removeCgroups();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
