@@ -39,6 +39,8 @@ export interface StartOptions {
   baseDir?: string;
   /** How long to wait for `_ping` (default 60 s). */
   startTimeoutMs?: number;
+  /** Extra dockerd flags (e.g. --registry-mirror, --insecure-registry). */
+  extraArgs?: string[];
 }
 
 export class ReferenceDockerd {
@@ -107,6 +109,7 @@ export class ReferenceDockerd {
       'overlay2',
       '--log-level',
       'info',
+      ...(opts.extraArgs ?? []),
     ];
     const log = fs.openSync(logFile, 'a');
     const child = spawn('/usr/bin/unshare', args, { stdio: ['ignore', log, log], detached: false });
@@ -153,6 +156,27 @@ export class ReferenceDockerd {
     } catch {
       return '(no log)';
     }
+  }
+
+  /**
+   * Starts a process inside this daemon's network namespace (`nsenter -t <pid> -n`), e.g. a registry
+   * the daemon must reach on its own loopback. The caller stops it by its PID (nsenter execs it).
+   */
+  spawnInNetns(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {
+    return spawn('/usr/bin/nsenter', ['-t', String(this.pid), '-n', '--', cmd, ...args], {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  /** Runs a command to completion inside this daemon's network namespace. */
+  runInNetns(cmd: string, args: string[]): { code: number; stdout: string; stderr: string } {
+    const r = spawnSync('/usr/bin/nsenter', ['-t', String(this.pid), '-n', '--', cmd, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
   /** Runs the 20.10 docker CLI against this daemon. */

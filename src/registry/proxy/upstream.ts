@@ -61,7 +61,7 @@ export class Upstream {
 
   private async token(scope: string): Promise<string | undefined> {
     const ch = this.challenge;
-    if (!ch || ch.scheme !== 'bearer' || !ch.params.realm) return undefined;
+    if (ch?.scheme !== 'bearer' || !ch.params.realm) return undefined;
     const cached = this.tokens.get(scope);
     if (cached && cached.expires > Date.now()) return cached.token;
     const u = new URL(ch.params.realm);
