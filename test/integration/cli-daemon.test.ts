@@ -278,8 +278,9 @@ describe('berthd process', { skip, timeout: 170_000 }, () => {
     const d = path.join(dir, 'fd');
     await fsp.mkdir(d, { recursive: true });
     const sock = path.join(d, 'activated.sock');
+    const bindPath = path.join(d, 'bind.sock');
     const server = net.createServer();
-    await new Promise<void>((r) => server.listen(sock, r));
+    await new Promise<void>((r) => server.listen(bindPath, r));
     const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
     const mport = await freePort();
     // LISTEN_PID must be berthd's own pid: a shell sets it to $$ and execs node
@@ -295,8 +296,17 @@ describe('berthd process', { skip, timeout: 170_000 }, () => {
       { stdio: ['ignore', out, out, fd] },
     );
     fs.closeSync(out);
+    const exited = new Promise((r) => child.once('exit', r));
+    // the test must not accept on the shared socket itself: move the socket file
+    // away from the path libuv unlinks on close, then close our copy
+    fs.renameSync(bindPath, sock);
+    server.close();
     try {
-      await waitFor(() => fs.readFileSync(log, 'utf8').includes('Daemon has completed initialization'), 20_000);
+      await waitFor(() => fs.readFileSync(log, 'utf8').includes('Daemon has completed initialization'), 20_000).catch(
+        () => {
+          throw new Error(`berthd (fd://) did not start:\n${fs.readFileSync(log, 'utf8')}`);
+        },
+      );
       const v = await run(CLI28, ['-H', `unix://${sock}`, 'version', '--format', '{{.Server.APIVersion}}']);
       assert.equal(v.stdout.trim(), '1.41', v.stderr + fs.readFileSync(log, 'utf8'));
       const metrics = await new Promise<string>((resolve, reject) => {
@@ -314,8 +324,7 @@ describe('berthd process', { skip, timeout: 170_000 }, () => {
       assert.match(metrics, /engine_daemon_api_requests_total\{method="GET",route="\/version",code="200"\} \d/);
     } finally {
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      server.close();
+      await exited;
     }
   });
 });
