@@ -65,7 +65,12 @@ describe('reference dockerd against berth registry', { skip: why ?? false, timeo
     });
     d.runInNetns('/usr/sbin/ip', ['link', 'set', 'lo', 'up']);
     fs.writeFileSync(path.join(dir, 'htpasswd'), `alice:${bcrypt.hashSync('s3cret', 6)}\n`);
-    await startIn(process.execPath, [BERTH, 'registry', 'serve', config(path.join(dir, 'plain.yml'), roots.plain, 5000)], /listening/, 'berth');
+    await startIn(
+      process.execPath,
+      [BERTH, 'registry', 'serve', config(path.join(dir, 'plain.yml'), roots.plain, 5000)],
+      /listening/,
+      'berth',
+    );
     await startIn(
       process.execPath,
       [
@@ -82,7 +87,12 @@ describe('reference dockerd against berth registry', { skip: why ?? false, timeo
       /listening/,
       'berth (htpasswd)',
     );
-    await startIn('/usr/bin/docker-registry', ['serve', config(path.join(dir, 'up.yml'), path.join(dir, 'upstream'), 5003)], /listening on/, 'docker-registry');
+    await startIn(
+      '/usr/bin/docker-registry',
+      ['serve', config(path.join(dir, 'up.yml'), path.join(dir, 'upstream'), 5003)],
+      /listening on/,
+      'docker-registry',
+    );
     await startIn(
       process.execPath,
       [
@@ -125,7 +135,9 @@ describe('reference dockerd against berth registry', { skip: why ?? false, timeo
   test('docker login (htpasswd) then push and pull; without login the pull is refused', async () => {
     const bad = await d.docker(['login', '127.0.0.1:5001', '-u', 'alice', '--password-stdin'], { input: 'wrong\n' });
     assert.notEqual(bad.code, 0);
-    const login = await d.dockerOk(['login', '127.0.0.1:5001', '-u', 'alice', '--password-stdin'], { input: 's3cret\n' });
+    const login = await d.dockerOk(['login', '127.0.0.1:5001', '-u', 'alice', '--password-stdin'], {
+      input: 's3cret\n',
+    });
     assert.match(login, /Login Succeeded/);
     await d.dockerOk(['tag', 'bbase:1', '127.0.0.1:5001/private/bbase:1']);
     await d.dockerOk(['push', '127.0.0.1:5001/private/bbase:1']);
@@ -147,7 +159,10 @@ describe('reference dockerd against berth registry', { skip: why ?? false, timeo
     assert.match(pull, /Downloaded newer image for mirrored:v1|Image is up to date/);
     assert.equal(await imageId('mirrored:v1'), id);
     // the cache holds it now
-    const cached = path.join(roots.proxy, 'docker/registry/v2/repositories/library/mirrored/_manifests/tags/v1/current/link');
+    const cached = path.join(
+      roots.proxy,
+      'docker/registry/v2/repositories/library/mirrored/_manifests/tags/v1/current/link',
+    );
     assert.ok(fs.existsSync(cached), 'the proxy cached the tag');
     // and a push through the mirror endpoint is refused
     await d.dockerOk(['tag', 'bbase:1', '127.0.0.1:5002/library/nope:v1']);

@@ -221,34 +221,43 @@ export class ManifestStore {
     verifyReferences: boolean,
   ): Promise<PutResult> {
     // A pull-through cache stores manifests before their blobs (fetched on demand).
-    for (const b of verifyReferences ? info.blobs : []) {
-      if (b.urls?.length && NON_DISTRIBUTABLE.has(b.mediaType)) continue;
-      if (!(await this.blobs.statInRepo(name, b.digest))) {
-        throw regError(
-          'MANIFEST_BLOB_UNKNOWN',
-          { digest: b.digest },
-          { message: `blob unknown to registry: ${b.digest}` },
-        );
-      }
-    }
-    for (const c of verifyReferences ? info.children : []) {
-      if (!(await this.exists(name, c.digest))) {
-        throw regError(
-          'MANIFEST_BLOB_UNKNOWN',
-          { digest: c.digest },
-          { message: `manifest unknown to registry: ${c.digest}` },
-        );
-      }
-    }
-    // Content first, then the revision link, then the tag: a reader never
-    // follows a link to missing bytes.
-    await this.blobs.put(body);
-    await this.blobs.writeLink(pathFor({ kind: 'revisionLink', name, digest: canonical }), canonical);
-    if (reference.tag) {
-      await this.blobs.writeLink(
-        pathFor({ kind: 'tagIndexLink', name, tag: reference.tag, digest: canonical }),
-        canonical,
+    // Reference checks run concurrently (each is a couple of small file reads).
+    const blobs = (verifyReferences ? info.blobs : []).filter(
+      (b) => !(b.urls?.length && NON_DISTRIBUTABLE.has(b.mediaType)),
+    );
+    const [blobOk, childOk] = await Promise.all([
+      Promise.all(blobs.map((b) => this.blobs.statInRepo(name, b.digest))),
+      Promise.all((verifyReferences ? info.children : []).map((c) => this.exists(name, c.digest))),
+    ]);
+    const missingBlob = blobs.find((_, i) => !blobOk[i]);
+    if (missingBlob) {
+      throw regError(
+        'MANIFEST_BLOB_UNKNOWN',
+        { digest: missingBlob.digest },
+        { message: `blob unknown to registry: ${missingBlob.digest}` },
       );
+    }
+    const missingChild = info.children.find((_, i) => verifyReferences && !childOk[i]);
+    if (missingChild) {
+      throw regError(
+        'MANIFEST_BLOB_UNKNOWN',
+        { digest: missingChild.digest },
+        { message: `manifest unknown to registry: ${missingChild.digest}` },
+      );
+    }
+    // Content first, then the revision link (and the tag's index entry), then the tag's current
+    // link: a reader never follows a link to missing bytes.
+    await this.blobs.put(body);
+    await Promise.all([
+      this.blobs.writeLink(pathFor({ kind: 'revisionLink', name, digest: canonical }), canonical),
+      reference.tag
+        ? this.blobs.writeLink(
+            pathFor({ kind: 'tagIndexLink', name, tag: reference.tag, digest: canonical }),
+            canonical,
+          )
+        : undefined,
+    ]);
+    if (reference.tag) {
       await this.blobs.writeLink(pathFor({ kind: 'tagCurrentLink', name, tag: reference.tag }), canonical);
     }
     this.infos.set(canonical, info);
