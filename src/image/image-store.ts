@@ -311,8 +311,21 @@ export class ImageStore {
     return this.images.size;
   }
 
-  /** Releases every layer reference this store holds (shutdown). */
-  async close(): Promise<void> {
+  /**
+   * Forgets the store's in-memory state at shutdown. Layer references are NOT
+   * released: references live only in memory and are rebuilt at the next open,
+   * and releasing them here would delete every layer that no container holds.
+   */
+  close(): void {
+    this.images.clear();
+  }
+
+  /**
+   * Gives back every layer reference this store took, deleting layers nothing
+   * else holds. Only for a second store opened over the same layer store
+   * (tests, tools), never at daemon shutdown.
+   */
+  async releaseAll(): Promise<void> {
     const tops = [...this.images.values()].map((m) => m.layer).filter((l): l is Digest => !!l);
     this.images.clear();
     for (const l of tops) await this.layers.release(l);
