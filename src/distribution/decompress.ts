@@ -22,10 +22,10 @@ export function sniffCompression(head: Buffer): Compression | 'bzip2' | 'xz' {
 
 class ZstdDecompress extends Transform {
   private readonly d: Decompress;
-  constructor() {
-    super();
+  constructor(highWaterMark?: number) {
+    super(highWaterMark ? { readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark } : {});
     this.d = new Decompress((chunk) => {
-      this.push(Buffer.from(chunk));
+      this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     });
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
@@ -59,8 +59,20 @@ export function chooseCompression(
   return { kind: sniffed, declared };
 }
 
-export function decompressor(kind: Compression): Transform | undefined {
-  if (kind === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
-  if (kind === 'zstd') return new ZstdDecompress();
+export interface DecompressorOptions {
+  /** gunzip's output chunk size (default 256 KiB). */
+  chunkSize?: number;
+  /** Buffer limit of both sides (how far decompression may run ahead of its reader). */
+  highWaterMark?: number;
+}
+
+export function decompressor(kind: Compression, opts: DecompressorOptions = {}): Transform | undefined {
+  const hwm = opts.highWaterMark;
+  if (kind === 'gzip')
+    return zlib.createGunzip({
+      chunkSize: opts.chunkSize ?? 256 * 1024,
+      ...(hwm ? { readableHighWaterMark: hwm, writableHighWaterMark: hwm } : {}),
+    } as zlib.ZlibOptions);
+  if (kind === 'zstd') return new ZstdDecompress(hwm);
   return undefined;
 }

@@ -13,19 +13,13 @@
 // faster for blobs ~10-20 % larger. Blob digests differ from dockerd's either
 // way (different deflate implementations), so nothing is lost by choosing speed.
 
+import { KeyedMutex } from '../concurrency/index.js';
 import type { ImageStore, ReferenceStore, V2MetadataService } from '../image/index.js';
 import type { LayerStore } from '../layer/index.js';
 import { type Platform, parseDockerRef, parseNormalizedReference, type Reference } from '../oci/index.js';
-import {
-  DownloadLimiter,
-  defaultPlatform,
-  LayerFlights,
-  type PullContext,
-  type PullOptions,
-  type PullResult,
-  pull,
-} from './pull.js';
+import { DownloadLimiter, defaultPlatform, type PullContext, type PullOptions, type PullResult, pull } from './pull.js';
 import { type PushContext, type PushOptions, type PushResult, push } from './push.js';
+import { StageFlights } from './stage.js';
 import {
   type AuthConfig,
   type RegistryHostsConfig,
@@ -50,8 +44,8 @@ export interface DistributionOptions extends TransportOptions {
   images: ImageStore;
   refs: ReferenceStore;
   metadata: V2MetadataService;
-  /** `<data-root>/tmp`: spool files of layers downloaded ahead of their turn. */
-  tmpDir: string;
+  /** Unused since layers stream straight into the layer store (kept so callers need not change). */
+  tmpDir?: string;
   /** max-concurrent-downloads (default 3). */
   maxConcurrentDownloads?: number;
   /** max-concurrent-uploads (default 5). */
@@ -103,7 +97,7 @@ export class DistributionService {
   readonly transport: RegistryTransport;
   private readonly downloads: DownloadLimiter;
   private readonly uploads: DownloadLimiter;
-  private readonly flights: LayerFlights;
+  private readonly stages = new StageFlights();
   private readonly pullCtx: PullContext;
   private readonly pushCtx: PushContext;
 
@@ -113,16 +107,15 @@ export class DistributionService {
       new RegistryTransport({ ...opts, ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }) });
     this.downloads = new DownloadLimiter(opts.maxConcurrentDownloads ?? 3);
     this.uploads = new DownloadLimiter(opts.maxConcurrentUploads ?? 5);
-    this.flights = new LayerFlights(opts.layers);
     this.pullCtx = {
       transport: this.transport,
       layers: opts.layers,
       images: opts.images,
       refs: opts.refs,
       metadata: opts.metadata,
-      tmpDir: opts.tmpDir,
       downloads: this.downloads,
-      flights: this.flights,
+      stages: this.stages,
+      commits: new KeyedMutex(),
       platform: opts.platform ?? defaultPlatform(),
     };
     this.pushCtx = {

@@ -2,11 +2,14 @@
 // resolve the reference to a manifest (an index resolved to the daemon's
 // platform), fetch and verify the config, then download the layers
 // (max-concurrent-downloads at once, deduplicated across concurrent pulls)
-// and register them in order, pipelined (see spool.ts). On any failure every
-// reference this pull took is given back, so the stores are as they were.
-import { createHash } from 'node:crypto';
-import { pipeline, type Readable, Transform } from 'node:stream';
-import { BerthError, invalidArgument, isKind } from '../errors/index.js';
+// and register them: every layer streams from the registry through digest
+// verification and decompression straight into LayerStore.stage() (see
+// stage.ts), and the staged layers are committed in order as each one and
+// the layers below it are done. On any failure every reference this pull took
+// is given back and every staged layer nobody committed is discarded, so the
+// stores are as they were.
+import type { KeyedMutex } from '../concurrency/index.js';
+import { BerthError, invalidArgument } from '../errors/index.js';
 import { type ImageStore, parseImageConfig, type ReferenceStore, type V2MetadataService } from '../image/index.js';
 import type { Layer, LayerStore } from '../layer/index.js';
 import {
@@ -26,13 +29,12 @@ import {
   refName,
   sha256,
 } from '../oci/index.js';
-import { chooseCompression, decompressor } from './decompress.js';
-import { FanoutProgress, type ProgressSink, shortDigest, throttled } from './progress.js';
-import { Spool } from './spool.js';
+import type { ProgressSink } from './progress.js';
+import { shortDigest } from './progress.js';
+import { type StageFlights, type StageTicket, stageLayer } from './stage.js';
 import {
   type AuthConfig,
   type Endpoint,
-  isRetryable,
   RegistryError,
   type RegistryTransport,
   type RepositoryClient,
@@ -66,9 +68,10 @@ export interface PullContext {
   images: ImageStore;
   refs: ReferenceStore;
   metadata: V2MetadataService;
-  tmpDir: string;
   downloads: DownloadLimiter;
-  flights: LayerFlights;
+  stages: StageFlights;
+  /** Serialises commits of one chain ID across pulls. */
+  commits: KeyedMutex;
   platform: Platform;
 }
 
@@ -157,53 +160,6 @@ export class DownloadLimiter {
       this.active++;
       this.queue.shift()!();
     }
-  }
-}
-
-interface Flight {
-  promise: Promise<Layer>;
-  joiners: number;
-  progress: FanoutProgress;
-}
-
-/**
- * Concurrent pulls of the same layer (same blob on the same parent chain)
- * share one download and registration. Each caller gets its own layer
- * reference; the flight's own reference is given back when the last caller
- * has taken theirs.
- */
-export class LayerFlights {
-  private readonly flights = new Map<string, Flight>();
-  constructor(private readonly layers: LayerStore) {}
-
-  async acquire(key: string, progress: ProgressSink, fn: (p: ProgressSink) => Promise<Layer>): Promise<Layer> {
-    let f = this.flights.get(key);
-    if (!f) {
-      const fan = new FanoutProgress();
-      const flight: Flight = { promise: undefined as unknown as Promise<Layer>, joiners: 0, progress: fan };
-      flight.promise = fn(fan);
-      this.flights.set(key, flight);
-      flight.promise.then(
-        () => this.flights.get(key) === flight && this.flights.delete(key),
-        () => this.flights.get(key) === flight && this.flights.delete(key),
-      );
-      f = flight;
-    }
-    const flight = f;
-    flight.joiners++;
-    flight.progress.sinks.add(progress);
-    let l: Layer;
-    try {
-      l = await flight.promise;
-    } catch (e) {
-      flight.joiners--;
-      flight.progress.sinks.delete(progress);
-      throw e;
-    }
-    const mine = this.layers.get(l.chainId);
-    flight.progress.sinks.delete(progress);
-    if (--flight.joiners === 0) await this.layers.release(l.chainId).catch(() => {});
-    return mine;
   }
 }
 
@@ -324,152 +280,87 @@ async function resolve(
   return { manifestDigest, manifest, configRaw, config };
 }
 
-/** Downloads one blob into `spool`, resuming with Range after transient failures; verifies digest and size. */
-async function download(
-  ctx: PullContext,
-  repo: RepositoryClient,
-  desc: Descriptor,
-  spool: Spool,
-  progress: ProgressSink,
-  signal: AbortSignal,
-): Promise<void> {
-  const id = shortDigest(desc.digest);
-  const hash = createHash('sha256');
-  let offset = 0;
-  const report = throttled(progress, id, 'Downloading');
-  const t = ctx.transport;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const r = await repo.getBlob(desc.digest, offset, signal);
-      if (offset > 0 && !r.partial) {
-        r.body.destroy();
-        throw new BerthError('unavailable', `registry does not support resuming the download of ${desc.digest}`);
-      }
-      report(offset, desc.size, true);
-      for await (const c of r.body as AsyncIterable<Buffer>) {
-        if (offset + c.length > desc.size && desc.size >= 0) {
-          throw invalidArgument(
-            `filesystem layer verification failed for digest ${desc.digest}: more data than the ${desc.size} bytes the manifest says`,
-          );
-        }
-        hash.update(c);
-        offset += c.length;
-        await spool.write(c);
-        report(offset, desc.size);
-      }
-      break;
-    } catch (e) {
-      if (signal.aborted) throw e;
-      const transient =
-        isRetryable(e) ||
-        (e as { code?: string }).code === 'UND_ERR_SOCKET' ||
-        /terminated|other side closed|ECONNRESET/.test(String((e as Error).message));
-      if (!transient || attempt >= t.maxAttempts || isKind(e, 'invalid-argument')) {
-        throw e instanceof BerthError
-          ? e
-          : new BerthError('unavailable', `error pulling ${desc.digest}: ${(e as Error).message}`, { cause: e });
-      }
-      const delay = t.retryBaseMs * 5 * attempt;
-      for (let left = Math.ceil(delay / 1000); left > 0; left--)
-        progress.update(id, `Retrying in ${left} second${left > 1 ? 's' : ''}`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-  progress.update(id, 'Verifying Checksum');
-  const got = `sha256:${hash.digest('hex')}`;
-  if (offset !== desc.size || got !== desc.digest) {
-    throw invalidArgument(
-      `filesystem layer verification failed for digest ${desc.digest}${offset !== desc.size ? `: got ${offset} of ${desc.size} bytes` : ''}`,
-    );
-  }
-  progress.update(id, 'Download complete');
-}
+const layersMismatch = () => invalidArgument("layers from manifest don't match image configuration");
 
-/** Downloads layer `desc` and registers it on `parent` (pipelined). Returns the layer with one reference. */
-async function fetchAndRegister(
+/**
+ * Layers k+1… of the image: every one is staged at once (the download
+ * limiter lets max-concurrent-downloads run; each streams into its own
+ * extraction), and committed in order as soon as it and the layers below it
+ * are there. Every committed layer's reference is pushed on `held`. The first
+ * failure of any layer fails the pull at once; downloads nobody else needs
+ * are cancelled and staged layers nobody committed are discarded.
+ */
+async function stageAndCommit(
   ctx: PullContext,
   repo: RepositoryClient,
-  desc: Descriptor,
-  expectedDiffId: Digest,
-  parentReady: Promise<Digest | undefined>,
+  ref: Reference,
+  r: Resolved,
+  k: number,
+  held: Digest[],
   progress: ProgressSink,
-  outer: AbortSignal | undefined,
-): Promise<Layer> {
-  const id = shortDigest(desc.digest);
-  const ac = new AbortController();
-  const onAbort = () => ac.abort(outer?.reason);
-  outer?.addEventListener('abort', onAbort, { once: true });
-  const spool = new Spool(ctx.tmpDir);
-  let downloadDone = false;
-  if (ctx.downloads.busy) progress.update(id, 'Waiting');
-  const dl = ctx.downloads
-    .run(async () => {
-      if (ac.signal.aborted) throw ac.signal.reason ?? new Error('aborted');
-      await download(ctx, repo, desc, spool, progress, ac.signal);
-    })
-    .then(
-      () => {
-        downloadDone = true;
-        spool.end();
-      },
-      (e: Error) => {
-        spool.fail(e);
-        throw e;
-      },
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const diffIds = r.config.rootfs.diff_ids;
+  const chain = chainIds(diffIds);
+  const layers = r.manifest.layers;
+  let failure: { e: unknown } | undefined;
+  let rejectFailed!: (e: unknown) => void;
+  const failed = new Promise<never>((_, rej) => {
+    rejectFailed = rej;
+  });
+  failed.catch(() => {});
+  const fail = (e: unknown) => {
+    if (failure) return;
+    failure = { e };
+    rejectFailed(e);
+  };
+  const onAbort = () => fail(signal!.reason ?? new BerthError('cancelled', 'pull cancelled'));
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const join = (i: number): StageTicket => {
+    const desc = layers[i]!;
+    const t = ctx.stages.join(desc.digest, progress, (p, s) => stageLayer(ctx, repo, desc, p, s));
+    t.staged.then(
+      (s) => t.active && s.diffId !== diffIds[i] && fail(layersMismatch()),
+      (e) => t.active && fail(e),
     );
-  dl.catch(() => {});
+    return t;
+  };
+  const tickets: StageTicket[] = [];
   try {
-    let parent: Digest | undefined;
-    try {
-      parent = await parentReady;
-    } catch (e) {
-      ac.abort(e);
-      throw e;
+    for (let i = k + 1; i < layers.length; i++) tickets[i] = join(i);
+    let parent = k >= 0 ? chain[k] : undefined;
+    for (let i = k + 1; i < layers.length; i++) {
+      const desc = layers[i]!;
+      const chainId = chain[i]!;
+      let layer: Layer | undefined;
+      for (let attempt = 1; !layer; attempt++) {
+        const t = tickets[i]!;
+        // another pull may have committed it meanwhile: no need to wait for our copy
+        const staged = ctx.layers.has(chainId) ? undefined : await Promise.race([t.staged, failed]);
+        if (failure) throw failure.e;
+        if (staged && staged.diffId !== diffIds[i]) throw layersMismatch();
+        const p = parent;
+        layer = await ctx.commits.run(chainId, async () => {
+          if (ctx.layers.has(chainId)) return ctx.layers.get(chainId);
+          if (!staged || !t.claim()) return undefined;
+          return ctx.layers.commitStaged(staged, p);
+        });
+        await t.leave(); // an unclaimed copy nobody else wants is cancelled or discarded
+        if (layer) break;
+        // our staged copy went to another chain (the same blob on another parent): stage our own
+        if (attempt >= 3) throw new BerthError('unavailable', `could not register layer ${desc.digest}`);
+        tickets[i] = join(i);
+      }
+      held.push(layer.chainId);
+      progress.update(shortDigest(desc.digest), 'Pull complete');
+      ctx.metadata.add(layer.diffId, { Digest: desc.digest, SourceRepository: refName(ref), HMAC: '' });
+      parent = layer.chainId;
+      if (failure) throw failure.e;
     }
-    const compressed = spool.attach();
-    const head = await spool.head();
-    const { kind } = chooseCompression(desc.mediaType, head);
-    // "Extracting" progress counts compressed bytes consumed; it is shown once the
-    // download is complete, so each layer's line moves Downloading → Extracting.
-    const extracting = throttled(progress, id, 'Extracting');
-    let seen = 0;
-    const progressTap = new Transform({
-      highWaterMark: 1 << 20,
-      transform(chunk: Buffer, _e, cb) {
-        seen += chunk.length;
-        if (downloadDone) extracting(seen, desc.size);
-        cb(null, chunk);
-      },
-    });
-    const dec = decompressor(kind);
-    let tar: Readable = progressTap;
-    pipeline(compressed, progressTap, () => {});
-    if (dec) {
-      progressTap.on('error', (e) => dec.destroy(e));
-      dec.on('error', () => {}); // the registration sees it through its own stream handling
-      tar = progressTap.pipe(dec);
-    }
-    const reg = ctx.layers.register(tar, parent, { signal: ac.signal });
-    let layer: Layer;
-    try {
-      [layer] = await Promise.all([reg, dl]);
-    } catch (e) {
-      ac.abort(e);
-      // give back a layer that registered before the download failed verification
-      const r = await reg.catch(() => undefined);
-      if (r) await ctx.layers.release(r.chainId).catch(() => {});
-      throw e;
-    }
-    extracting(desc.size, desc.size, true);
-    if (layer.diffId !== expectedDiffId) {
-      await ctx.layers.release(layer.chainId).catch(() => {});
-      throw invalidArgument("layers from manifest don't match image configuration");
-    }
-    return layer;
   } finally {
-    outer?.removeEventListener('abort', onAbort);
-    await dl.catch(() => {});
-    await spool.dispose();
+    signal?.removeEventListener('abort', onAbort);
+    await Promise.all(tickets.map((t) => t?.leave()));
   }
 }
 
@@ -510,32 +401,7 @@ async function pullFrom(
     }
     for (let i = 0; i <= k; i++) progress.update(shortDigest(layers[i]!.digest), 'Already exists');
     for (let i = k + 1; i < layers.length; i++) progress.update(shortDigest(layers[i]!.digest), 'Pulling fs layer');
-    let parentReady: Promise<Digest | undefined> = Promise.resolve(k >= 0 ? chain[k] : undefined);
-    const tasks: Array<Promise<Layer>> = [];
-    for (let i = k + 1; i < layers.length; i++) {
-      const desc = layers[i]!;
-      const key = `${i > 0 ? chain[i - 1] : ''}|${desc.digest}`;
-      const pr = parentReady;
-      const task = ctx.flights.acquire(key, progress, (p) =>
-        fetchAndRegister(ctx, repo, desc, diffIds[i]!, pr, p, opts.signal),
-      );
-      task.then(
-        (l) => {
-          held.push(l.chainId);
-          progress.update(shortDigest(desc.digest), 'Pull complete');
-          ctx.metadata.add(l.diffId, { Digest: desc.digest, SourceRepository: refName(ref), HMAC: '' });
-        },
-        () => {},
-      );
-      parentReady = task.then((l) => l.chainId);
-      parentReady.catch(() => {}); // the next layer (if any) sees the failure; never unhandled
-      tasks.push(task);
-    }
-    const settled = await Promise.allSettled(tasks);
-    // let the bookkeeping callbacks above run
-    await Promise.resolve();
-    const failed = settled.find((s) => s.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await stageAndCommit(ctx, repo, ref, r, k, held, progress, opts.signal);
     progress.update('', `Digest: ${r.manifestDigest}`);
     // the image, then its names
     const existed = ctx.images.has(r.manifest.config.digest);
