@@ -25,6 +25,8 @@ import {
   usage,
 } from '../config/index.js';
 import { BERTH_VERSION, Daemon, encodeEvent, maskedProxy, parseTimestamp, proxyConfig } from '../daemon/index.js';
+import { RegistryService } from '../daemon/registry.js';
+import { DistributionService, distributionConfigFrom } from '../distribution/index.js';
 import { BerthError } from '../errors/index.js';
 import { acquirePidfile } from '../fsutil/index.js';
 import { Logger, type LogLevel } from '../log/index.js';
@@ -276,6 +278,17 @@ async function main(argv: string[]): Promise<number> {
     },
   });
 
+  const registryService = new RegistryService(
+    new DistributionService({
+      layers: daemon.layers,
+      images: daemon.imageStore,
+      refs: daemon.refs,
+      metadata: daemon.distribution,
+      ...distributionConfigFrom(live),
+    }),
+    daemon.events,
+  );
+
   const handler = createApiHandler({
     routers: [
       new SystemRouter(
@@ -287,9 +300,9 @@ async function main(argv: string[]): Promise<number> {
           experimental: () => live.experimental,
           encodeEvent: (e) => encodeEvent(e),
         },
-        { parseTime: (v) => parseTimestamp(v) },
+        { parseTime: (v) => parseTimestamp(v), auth: registryService },
       ),
-      new ImageRouter(daemon.images),
+      new ImageRouter(daemon.images, registryService),
     ],
     logger: log,
     serverVersion: BERTH_VERSION,
@@ -407,6 +420,7 @@ async function main(argv: string[]): Promise<number> {
       for (const w of r.warnings) log.warn(w);
       live = r.next;
       log.setLevel(toLevel(effectiveLogLevel(live)));
+      registryService.reload(live);
       const bad = unsupportedSettings(live, [...SUPPORTED_KEYS, ...Object.keys(OFF_VALUES)]);
       if (bad.length) log.warn(`settings not supported yet (ignored): ${bad.join(', ')}`);
       const attrs: Record<string, string> = {};
@@ -452,6 +466,7 @@ async function main(argv: string[]): Promise<number> {
       metricsServer?.closeAllConnections();
       for (const l of listeners) if (l.socketPath) fs.rmSync(l.socketPath, { force: true });
       try {
+        await registryService.close();
         await daemon.close();
       } catch (e) {
         log.error(`error closing stores: ${(e as Error).message}`);
