@@ -2,7 +2,8 @@
 // Media types say what a blob should be; the bytes say what it is, and both
 // docker load and registries in the wild disagree with their labels often
 // enough that berth trusts the magic (as moby's DecompressStream does).
-import { Transform, type TransformCallback } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { invalidArgument } from '../errors/index.js';
@@ -58,8 +59,36 @@ class ZstdTransform extends Transform {
   }
 }
 
-/** A transform that decompresses `kind` (undefined for 'none'). bzip2 and xz are refused, as dockerd 20.10's layers never use them. */
-export function decompressor(kind: CompressionKind, what = 'layer'): Transform | undefined {
+/** bzip2 and xz through the system tools (moby execs `xz -d -c -q` too); only `docker import` takes them. */
+function external(cmd: 'bzip2' | 'xz'): Transform {
+  const child = spawn(cmd, ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const t = new Transform({
+    transform(c: Buffer, _e, cb) {
+      if (!child.stdin.write(c)) child.stdin.once('drain', () => cb());
+      else cb();
+    },
+    flush(cb) {
+      child.stdin.end();
+      child.on('close', (code) =>
+        cb(code === 0 ? null : invalidArgument(`${cmd}: ${err.trim() || `exit status ${code}`}`)),
+      );
+    },
+  });
+  child.stdout.on('data', (c: Buffer) => t.push(c));
+  child.on('error', (e) => t.destroy(e));
+  return t;
+}
+
+/**
+ * A transform that decompresses `kind` (undefined for 'none'). Layers use
+ * gzip, zstd or nothing; bzip2 and xz are accepted only where dockerd accepts
+ * them (`docker import`), with `allowExternal`.
+ */
+export function decompressor(kind: CompressionKind, what = 'layer', allowExternal = false): Transform | undefined {
   switch (kind) {
     case 'none':
       return undefined;
@@ -68,6 +97,44 @@ export function decompressor(kind: CompressionKind, what = 'layer'): Transform |
     case 'zstd':
       return new ZstdTransform();
     default:
+      if (allowExternal) return external(kind);
       throw invalidArgument(`${what}: unsupported compression ${kind}`);
   }
+}
+
+/** The uncompressed view of `input`, whatever of gzip, zstd, bzip2, xz or nothing it is (moby DecompressStream). */
+export function decompressStream(input: Readable): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  let head = Buffer.alloc(0);
+  let decided = false;
+  const decide = (final: boolean) => {
+    if (decided || (!final && head.length < 6)) return;
+    decided = true;
+    input.off('data', onData);
+    input.off('end', onEnd);
+    let stage: Transform | undefined;
+    try {
+      stage = decompressor(detectCompression(head), 'archive', true);
+    } catch (e) {
+      out.destroy(e as Error);
+      return;
+    }
+    const target = stage ?? out;
+    if (stage) {
+      stage.on('error', (e) => out.destroy(e));
+      stage.pipe(out);
+    }
+    target.write(head);
+    if (final) target.end();
+    else input.pipe(target);
+  };
+  const onData = (c: Buffer) => {
+    head = Buffer.concat([head, c]);
+    decide(false);
+  };
+  const onEnd = () => decide(true);
+  input.on('data', onData);
+  input.on('end', onEnd);
+  input.on('error', (e) => out.destroy(e));
+  return out;
 }

@@ -4,6 +4,7 @@
 // src/image (rules and on-disk formats) with the layer store and events.
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
+import { decompressStream } from '../archive/index.js';
 import { BerthError, invalidArgument, isKind, notFound } from '../errors/index.js';
 import {
   type ContainerUsage,
@@ -32,7 +33,6 @@ import {
 } from '../oci/index.js';
 import { nullProgress, type ProgressSink } from '../progress/index.js';
 import { applyChanges, emptyContainerConfig, orderContainerConfig } from './changes.js';
-import { decompressStream } from './decompress.js';
 import type { EventsService } from './events.js';
 import { parseTimestamp } from './timeutil.js';
 

@@ -3,7 +3,6 @@
 export { type ContainerUsage, noContainers } from '../image/index.js';
 export { applyChanges } from './changes.js';
 export { Daemon, type DaemonOptions } from './daemon.js';
-export { decompressStream } from './decompress.js';
 export { EVENTS_BUFFER, type EventActor, type EventMessage, EventsService, encodeEvent } from './events.js';
 export {
   type FilterArgs,
