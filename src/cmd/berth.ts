@@ -2,11 +2,7 @@
 // `berth`: the tool for berth's storage and its registry.
 // Each subcommand lives with the module it drives and is loaded on demand,
 // so `berth registry …` never loads the engine's stores and vice versa.
-
-// The registry serves many small file operations at once (link files, blob
-// reads): a bigger libuv pool than the default 4 measurably raises its
-// throughput. It must be set before the pool starts, i.e. before any fs call.
-if (process.argv[2] === 'registry') process.env.UV_THREADPOOL_SIZE ??= '16';
+// (bin/berth.cjs is the installed entry point: it tunes the thread pool first.)
 const commands: Record<string, { describe: string; load: () => Promise<{ main(argv: string[]): Promise<number> }> }> = {
   registry: { describe: 'run and maintain an OCI distribution registry', load: () => import('../registry/cli.js') },
   storage: { describe: 'inspect, check and load into a data-root', load: () => import('./storage-cli.js') },
