@@ -2,7 +2,11 @@
 // (uncompressed) gzip image from a loopback docker-registry: berth's
 // DistributionService vs the reference dockerd (docker pull/push inside its
 // network namespace, from a registry listening there on the same storage).
-// Not a test: prints numbers. Run: node dist/bench/pull.js [MB]
+// Not a test: prints numbers. Run: node dist/bench/pull.js [MB] [--runs N] [--berth-only]
+// With --runs N (default 3) berth and the reference alternate N times (pull
+// and push each); medians are reported, with the load average before and
+// after, since the machine is shared. --berth-only skips the reference
+// (profiling: node --cpu-prof dist/bench/pull.js 200 --berth-only --runs 1).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,9 +18,22 @@ import { openEngine } from '../test/integration/pull-push-kit.js';
 import { ReferenceDockerd, referenceDockerdUnavailable } from '../test/kit/reference-dockerd.js';
 import { pushBlob, pushManifest } from '../test/registry/helpers.js';
 import { makeTree, tarTree } from './data.js';
-import { machineNote, settle, timeAsync } from './util.js';
+import { machineNote, median, settle, timeAsync } from './util.js';
 
-const MB = Number(process.argv[2] ?? 200);
+const argv = process.argv.slice(2);
+const flag = (n: string) => argv.includes(n);
+const opt = (n: string) => {
+  const i = argv.indexOf(n);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const MB = Number(argv.find((a) => /^\d+$/.test(a) && argv[argv.indexOf(a) - 1] !== '--runs') ?? 200);
+const RUNS = Math.max(1, Number(opt('--runs') ?? 3));
+const BERTH_ONLY = flag('--berth-only');
+const loadavg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const LAYERS = 5;
 const BASE = process.env.BENCH_DIR ?? os.tmpdir();
 
@@ -83,56 +100,88 @@ async function main() {
     console.log(`image: ${(compressed / 1e6).toFixed(1)} MB compressed`);
     blobs.length = 0;
 
-    // berth
     const host = new URL(reg.url).host;
-    const e = await openEngine({ retryBaseMs: 1000, maxAttempts: 5 });
-    settle();
-    const berthPull = await timeAsync(() => e.dist.pull(`${host}/bench:latest`));
-    settle();
     const push2Root = path.join(work, 'reg2');
     fs.mkdirSync(push2Root);
     const reg2 = await startRegistry(push2Root);
-    e.service.tag(`${host}/bench:latest`, `${new URL(reg2.url).host}/bench:latest`);
-    const berthPush = await timeAsync(() => e.dist.push(`${new URL(reg2.url).host}/bench:latest`));
-    reg2.child.kill('SIGTERM');
-    await e.close();
+    const host2 = new URL(reg2.url).host;
+    const why = BERTH_ONLY ? 'skipped (--berth-only)' : referenceDockerdUnavailable();
+    const d = why ? undefined : await ReferenceDockerd.start({ baseDir: BASE });
+    const res = {
+      berthPull: [] as number[],
+      berthPush: [] as number[],
+      refPull: [] as number[],
+      refPush: [] as number[],
+    };
+    console.log(`load average before: ${loadavg()}`);
+    try {
+      let inner: { url: string; child: ChildProcess } | undefined;
+      let ihost = '';
+      if (d) {
+        spawnSync('nsenter', [`--net=/proc/${d.pid}/ns/net`, 'ip', 'link', 'set', 'lo', 'up']);
+        inner = await startRegistry(regRoot, d.pid);
+        ihost = new URL(inner.url).host;
+      }
+      for (let run = 1; run <= RUNS; run++) {
+        // berth: a fresh data-root each run (cold pull), then a push to an empty repository
+        const e = await openEngine({ retryBaseMs: 1000, maxAttempts: 5 });
+        try {
+          settle();
+          const bp = await timeAsync(() => e.dist.pull(`${host}/bench:latest`));
+          settle();
+          e.service.tag(`${host}/bench:latest`, `${host2}/berth${run}:latest`);
+          const bu = await timeAsync(() => e.dist.push(`${host2}/berth${run}:latest`));
+          res.berthPull.push(bp);
+          res.berthPush.push(bu);
+          console.log(
+            `run ${run}: berth pull ${bp.toFixed(2)} s (${(MB / bp).toFixed(0)} MB/s), push ${bu.toFixed(2)} s`,
+          );
+        } finally {
+          await e.close();
+          fs.rmSync(e.root, { recursive: true, force: true });
+        }
+        if (!d || !inner) continue;
+        // the reference: cold pull (everything removed first), push to a new registry root
+        settle();
+        const t0 = process.hrtime.bigint();
+        await d.dockerOk(['pull', '-q', `${ihost}/bench:latest`], { timeoutMs: 600_000 });
+        const rp = Number(process.hrtime.bigint() - t0) / 1e9;
+        const pushRoot = path.join(work, `reg3-${run}`);
+        fs.mkdirSync(pushRoot);
+        const inner2 = await startRegistry(pushRoot, d.pid);
+        const i2 = new URL(inner2.url).host;
+        await d.dockerOk(['tag', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
+        settle();
+        const t1 = process.hrtime.bigint();
+        await d.dockerOk(['push', `${i2}/bench:latest`], { timeoutMs: 600_000 });
+        const ru = Number(process.hrtime.bigint() - t1) / 1e9;
+        inner2.child.kill('SIGTERM');
+        await d.dockerOk(['rmi', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
+        res.refPull.push(rp);
+        res.refPush.push(ru);
+        console.log(`run ${run}: reference pull ${rp.toFixed(2)} s, push ${ru.toFixed(2)} s`);
+      }
+      inner?.child.kill('SIGTERM');
+    } finally {
+      await d?.destroy();
+      reg2.child.kill('SIGTERM');
+    }
+    console.log(`load average after: ${loadavg()}`);
+    const m = (xs: number[]) => median(xs);
     console.log(
-      `berth: pull ${berthPull.toFixed(2)} s (${(MB / berthPull).toFixed(0)} MB/s), push ${berthPush.toFixed(2)} s`,
+      `berth (median of ${RUNS}): pull ${m(res.berthPull).toFixed(2)} s (${(MB / m(res.berthPull)).toFixed(0)} MB/s), push ${m(res.berthPush).toFixed(2)} s`,
     );
-
-    // reference dockerd
-    const why = referenceDockerdUnavailable();
     if (why) {
-      console.log(`reference dockerd unavailable: ${why}`);
+      console.log(`reference dockerd: ${why}`);
       return;
     }
-    const d = await ReferenceDockerd.start({ baseDir: BASE });
-    try {
-      spawnSync('nsenter', [`--net=/proc/${d.pid}/ns/net`, 'ip', 'link', 'set', 'lo', 'up']);
-      const inner = await startRegistry(regRoot, d.pid);
-      const ihost = new URL(inner.url).host;
-      settle();
-      const t0 = process.hrtime.bigint();
-      await d.dockerOk(['pull', '-q', `${ihost}/bench:latest`], { timeoutMs: 600_000 });
-      const refPull = Number(process.hrtime.bigint() - t0) / 1e9;
-      const push3Root = path.join(work, 'reg3');
-      fs.mkdirSync(push3Root);
-      const inner2 = await startRegistry(push3Root, d.pid);
-      const i2 = new URL(inner2.url).host;
-      await d.dockerOk(['tag', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
-      settle();
-      const t1 = process.hrtime.bigint();
-      await d.dockerOk(['push', `${i2}/bench:latest`], { timeoutMs: 600_000 });
-      const refPush = Number(process.hrtime.bigint() - t1) / 1e9;
-      inner.child.kill('SIGTERM');
-      inner2.child.kill('SIGTERM');
-      console.log(`reference dockerd: pull ${refPull.toFixed(2)} s, push ${refPush.toFixed(2)} s`);
-      console.log(
-        `ratio (reference time / berth time): pull ${(refPull / berthPull).toFixed(2)}x (target >= 2.0), push ${(refPush / berthPush).toFixed(2)}x (target >= 1.5)`,
-      );
-    } finally {
-      await d.destroy();
-    }
+    console.log(
+      `reference dockerd (median of ${RUNS}): pull ${m(res.refPull).toFixed(2)} s, push ${m(res.refPush).toFixed(2)} s`,
+    );
+    const ratios = (a: number[], b: number[]) => a.map((x, i) => (x / b[i]!).toFixed(2)).join(' ');
+    console.log(
+      `ratio (reference time / berth time, medians): pull ${(m(res.refPull) / m(res.berthPull)).toFixed(2)}x (target >= 2.0), push ${(m(res.refPush) / m(res.berthPush)).toFixed(2)}x (target >= 1.5); per run: pull ${ratios(res.refPull, res.berthPull)}, push ${ratios(res.refPush, res.berthPush)}`,
+    );
   } finally {
     reg.child.kill('SIGTERM');
     fs.rmSync(work, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark, berth and the reference side by side, one
 // after another (never in parallel: they would measure each other). Each one is
 // its own script so it can also be run alone:
-//   node dist/bench/run.js [name…]     names: store registry pull containers archive
+//   node dist/bench/run.js [name…]     names: store api pull registry containers archive
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { machineNote } from './util.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BENCHES: Record<string, { script: string; args: string[]; what: string }> = {
   store: { script: 'store.js', args: ['all', '3'], what: 'layer register and docker load (issue 2)' },
+  api: { script: 'api.js', args: ['500', '60'], what: 'GET /images/json with 500 images, idle memory (issue 4)' },
   pull: { script: 'pull.js', args: ['200', '--runs', '3'], what: 'cold pull and push of a 5-layer image (issue 4)' },
   registry: { script: 'registry.js', args: ['8'], what: 'registry vs docker-registry 2.8 with wrk (issue 3)' },
   containers: { script: 'containers.js', args: [], what: 'docker run, ps, logs (issue 5)' },

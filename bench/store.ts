@@ -9,8 +9,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ImageStore, imagePaths, loadImages, ReferenceStore } from '../src/image/index.js';
 import { LayerStore } from '../src/layer/index.js';
-import { ReferenceDockerd } from '../test/kit/reference-dockerd.js';
 import { makeBusyboxRootfsTar } from '../test/kit/fixture-images.js';
+import { ReferenceDockerd } from '../test/kit/reference-dockerd.js';
 import { makeTree, tarTree } from './data.js';
 import { machineNote, median, settle, sh, timeAsync, timeSync } from './util.js';
 
