@@ -75,10 +75,14 @@ async function main() {
     // the image
     const blobs: Buffer[] = [];
     const diffIds: string[] = [];
+    // the trees are written on tmpfs when there is one: creating and deleting
+    // ~10,000 files on the disk under test would slow the runs that follow
+    // (ext4 without a journal skips recently deleted inodes when allocating)
+    const scratch = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/bench-pull-') : work;
     for (let i = 0; i < LAYERS; i++) {
-      const dir = path.join(work, `l${i}`);
+      const dir = path.join(scratch, `l${i}`);
       makeTree(dir, Math.floor((MB * 1e6) / LAYERS), `layer${i}`);
-      const tarPath = path.join(work, `l${i}.tar`);
+      const tarPath = path.join(scratch, `l${i}.tar`);
       tarTree(dir, tarPath);
       const tar = fs.readFileSync(tarPath);
       diffIds.push(sha256(tar));
@@ -86,6 +90,7 @@ async function main() {
       fs.rmSync(dir, { recursive: true });
       fs.rmSync(tarPath);
     }
+    if (scratch !== work) fs.rmSync(scratch, { recursive: true, force: true });
     const config = Buffer.from(
       JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }),
     );
@@ -106,7 +111,10 @@ async function main() {
     const reg2 = await startRegistry(push2Root);
     const host2 = new URL(reg2.url).host;
     const why = BERTH_ONLY ? 'skipped (--berth-only)' : referenceDockerdUnavailable();
-    const d = why ? undefined : await ReferenceDockerd.start({ baseDir: BASE });
+    // Nothing is deleted between runs (each run gets fresh roots; all are removed
+    // at the end), for the same reason as above: deletions slow later file creation.
+    const roots: string[] = [];
+    const daemons: ReferenceDockerd[] = [];
     const res = {
       berthPull: [] as number[],
       berthPush: [] as number[],
@@ -115,16 +123,10 @@ async function main() {
     };
     console.log(`load average before: ${loadavg()}`);
     try {
-      let inner: { url: string; child: ChildProcess } | undefined;
-      let ihost = '';
-      if (d) {
-        spawnSync('nsenter', [`--net=/proc/${d.pid}/ns/net`, 'ip', 'link', 'set', 'lo', 'up']);
-        inner = await startRegistry(regRoot, d.pid);
-        ihost = new URL(inner.url).host;
-      }
       for (let run = 1; run <= RUNS; run++) {
         // berth: a fresh data-root each run (cold pull), then a push to an empty repository
         const e = await openEngine({ retryBaseMs: 1000, maxAttempts: 5 });
+        roots.push(e.root);
         try {
           settle();
           const bp = await timeAsync(() => e.dist.pull(`${host}/bench:latest`));
@@ -134,36 +136,45 @@ async function main() {
           res.berthPull.push(bp);
           res.berthPush.push(bu);
           console.log(
-            `run ${run}: berth pull ${bp.toFixed(2)} s (${(MB / bp).toFixed(0)} MB/s), push ${bu.toFixed(2)} s`,
+            `run ${run}: berth pull ${bp.toFixed(2)} s (${(MB / bp).toFixed(0)} MB/s), push ${bu.toFixed(2)} s; load ${loadavg()}`,
           );
         } finally {
           await e.close();
-          fs.rmSync(e.root, { recursive: true, force: true });
         }
-        if (!d || !inner) continue;
-        // the reference: cold pull (everything removed first), push to a new registry root
-        settle();
-        const t0 = process.hrtime.bigint();
-        await d.dockerOk(['pull', '-q', `${ihost}/bench:latest`], { timeoutMs: 600_000 });
-        const rp = Number(process.hrtime.bigint() - t0) / 1e9;
+        if (why) continue;
+        // the reference: a fresh daemon (cold pull), its registries inside its network
+        // namespace on the same storage, push to an empty registry root
+        const d = await ReferenceDockerd.start({ baseDir: BASE });
+        daemons.push(d);
+        spawnSync('nsenter', [`--net=/proc/${d.pid}/ns/net`, 'ip', 'link', 'set', 'lo', 'up']);
+        const inner = await startRegistry(regRoot, d.pid);
+        const ihost = new URL(inner.url).host;
         const pushRoot = path.join(work, `reg3-${run}`);
         fs.mkdirSync(pushRoot);
         const inner2 = await startRegistry(pushRoot, d.pid);
         const i2 = new URL(inner2.url).host;
-        await d.dockerOk(['tag', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
-        settle();
-        const t1 = process.hrtime.bigint();
-        await d.dockerOk(['push', `${i2}/bench:latest`], { timeoutMs: 600_000 });
-        const ru = Number(process.hrtime.bigint() - t1) / 1e9;
-        inner2.child.kill('SIGTERM');
-        await d.dockerOk(['rmi', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
-        res.refPull.push(rp);
-        res.refPush.push(ru);
-        console.log(`run ${run}: reference pull ${rp.toFixed(2)} s, push ${ru.toFixed(2)} s`);
+        try {
+          settle();
+          const t0 = process.hrtime.bigint();
+          await d.dockerOk(['pull', '-q', `${ihost}/bench:latest`], { timeoutMs: 600_000 });
+          const rp = Number(process.hrtime.bigint() - t0) / 1e9;
+          await d.dockerOk(['tag', `${ihost}/bench:latest`, `${i2}/bench:latest`]);
+          settle();
+          const t1 = process.hrtime.bigint();
+          await d.dockerOk(['push', `${i2}/bench:latest`], { timeoutMs: 600_000 });
+          const ru = Number(process.hrtime.bigint() - t1) / 1e9;
+          res.refPull.push(rp);
+          res.refPush.push(ru);
+          console.log(`run ${run}: reference pull ${rp.toFixed(2)} s, push ${ru.toFixed(2)} s; load ${loadavg()}`);
+        } finally {
+          inner.child.kill('SIGTERM');
+          inner2.child.kill('SIGTERM');
+          await d.stop();
+        }
       }
-      inner?.child.kill('SIGTERM');
     } finally {
-      await d?.destroy();
+      for (const d of daemons) await d.destroy();
+      for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
       reg2.child.kill('SIGTERM');
     }
     console.log(`load average after: ${loadavg()}`);
