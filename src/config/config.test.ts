@@ -959,10 +959,11 @@ test('reload: an invalid file changes nothing and says why', () => {
   }
 });
 
-test("reload: the reloadable keys are dockerd's (plus log-level)", () => {
+test("reload: the reloadable keys are dockerd's (plus log-level and berth's berth-registry-mirrors)", () => {
   assert.deepEqual([...RELOADABLE_KEYS].sort(), [
     'allow-nondistributable-artifacts',
     'authorization-plugins',
+    'berth-registry-mirrors',
     'debug',
     'default-cgroupns-mode',
     'default-ipc-mode',

@@ -38,6 +38,7 @@ import {
   validateKeyValueOpt,
   validateLabel,
   validateMirror,
+  validateRegistryMirrors,
 } from './values.js';
 
 const invalid = (msg: string) => new BerthError('invalid-argument', msg);
@@ -239,6 +240,20 @@ function convert(s: Setting, node: JsonNode, fileKey: string): unknown {
       }
       return m;
     }
+    case 'maplist': {
+      expect(
+        node.type === 'object',
+        'an object of arrays of strings, such as {"registry.example.com:5000": ["https://mirror.example.com"]}',
+      );
+      const m: Record<string, string[]> = {};
+      for (const e of (node as { entries: { key: string; value: JsonNode }[] }).entries) {
+        if (e.value.type !== 'array') item(e.value, 'an array of strings', `.${e.key}`);
+        m[e.key] = (e.value as { items: JsonNode[] }).items.map((n, i) =>
+          n.type === 'string' ? n.value : item(n, 'a string', `.${e.key}[${i}]`),
+        );
+      }
+      return m;
+    }
     case 'features': {
       expect(node.type === 'object', 'an object of booleans');
       const m: Record<string, boolean> = {};
@@ -377,6 +392,7 @@ export function validateConfig(c: DaemonConfig, warn: (m: string) => void = () =
   for (const o of c.execOpts) validateExecOpt(o);
   for (const o of c.storageOpts) validateKeyValueOpt(o);
   for (const m of c.registryMirrors) validateMirror(m);
+  for (const [host, mirrors] of Object.entries(c.berthRegistryMirrors)) validateRegistryMirrors(host, mirrors);
   for (const r of c.insecureRegistries) normalizeRegistryEntry(r, 'insecure registry', warn);
   for (const r of c.allowNondistributableArtifacts) {
     normalizeRegistryEntry(r, 'allow-nondistributable-artifacts registry', warn);

@@ -59,6 +59,8 @@ export interface DaemonConfig {
   maxConcurrentUploads: number;
   maxDownloadAttempts: number;
   registryMirrors: string[];
+  /** berth extension: mirrors for any registry, by host[:port] (daemon.json "berth-registry-mirrors"). */
+  berthRegistryMirrors: Record<string, string[]>;
   insecureRegistries: string[];
   allowNondistributableArtifacts: string[];
   httpProxy: string;
@@ -137,6 +139,7 @@ export type Kind =
   | 'pools'
   | 'features'
   | 'mapmap'
+  | 'maplist'
   | 'object';
 
 export interface Setting {
@@ -206,6 +209,7 @@ export const DEFAULTS: DaemonConfig = deepFreeze({
   maxConcurrentUploads: 5,
   maxDownloadAttempts: 5,
   registryMirrors: [],
+  berthRegistryMirrors: {},
   insecureRegistries: [],
   allowNondistributableArtifacts: [],
   httpProxy: '',
@@ -300,6 +304,13 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     flag: 'authorization-plugin',
     reload: true,
   }),
+  S(
+    'berth-registry-mirrors',
+    'berthRegistryMirrors',
+    'maplist',
+    'Registry mirrors for any registry, by host[:port] (berth extension; daemon.json only)',
+    { ...fileOnly, reload: true },
+  ),
   S('bip', 'bip', 'string', 'Specify network bridge IP'),
   S('bip6', 'bip6', 'string', 'IPv6 address for the default bridge'),
   S('bridge', 'bridge', 'string', 'Attach containers to a network bridge', { short: 'b' }),

@@ -239,6 +239,32 @@ export function validateMirror(val: string): string {
   return `${val.replace(/\/+$/, '')}/`;
 }
 
+/**
+ * One entry of "berth-registry-mirrors": the key is a registry as it appears
+ * in image references (host or host:port, no scheme, no path; docker.io for
+ * Docker Hub), the value its mirrors, each an http(s) URL as registry-mirrors
+ * takes them.
+ */
+export function validateRegistryMirrors(host: string, mirrors: readonly string[]): void {
+  const h = host.startsWith('[') ? host : host.toLowerCase();
+  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(h);
+  const ok = bracketed ? net.isIPv6(bracketed[1]!) : HOST_PORT_RE.test(h);
+  const port = bracketed ? bracketed[2] : /:(\d+)$/.exec(h)?.[1];
+  if (!ok || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
+    bad(
+      `invalid berth-registry-mirrors key ${goQuote(host)}: expected a registry as in image references, host[:port] (no scheme, no path)`,
+    );
+  }
+  if (mirrors.length === 0) bad(`invalid berth-registry-mirrors entry ${goQuote(host)}: no mirrors given`);
+  for (const m of mirrors) {
+    try {
+      validateMirror(m);
+    } catch (e) {
+      bad(`invalid berth-registry-mirrors entry ${goQuote(host)}: ${(e as Error).message}`);
+    }
+  }
+}
+
 /** registry.ValidateIndexName, as the flag validator runs it. */
 export function validateIndexName(val: string): string {
   const v = val === 'index.docker.io' ? 'docker.io' : val;

@@ -25,7 +25,7 @@ export interface RegistryHostsConfig {
   /** daemon.json `registry-mirrors`: mirrors of Docker Hub (URLs). */
   registryMirrors?: readonly string[];
   /**
-   * berth extension (proposed daemon.json key `berth-registry-mirrors`):
+   * berth extension (daemon.json key `berth-registry-mirrors`, src/config):
    * mirrors for any registry, `{"registry.example:5000": ["http://mirror:5000"]}`.
    * A `docker.io` key adds to registryMirrors.
    */
