@@ -30,6 +30,8 @@ import { isRetryable, type RegistryTransport, type RepositoryClient } from './tr
 const FEED_CHUNK = 256 << 10;
 /** gunzip output chunk: the tar parser and extractor see large chunks. */
 const GUNZIP_CHUNK = 512 << 10;
+/** Layers from this compressed size up are extracted on a worker thread (see archive/apply-threaded.ts). */
+const OFF_THREAD_MIN = 1 << 20;
 /** How far decompression may run ahead of extraction (per layer). */
 const READ_AHEAD = 4 << 20;
 
@@ -64,6 +66,7 @@ class LayerFeed {
     private readonly layers: LayerStore,
     private readonly mediaType: string,
     private readonly signal: AbortSignal,
+    private readonly offThread: boolean,
     private readonly onError: (e: Error) => void,
   ) {}
 
@@ -87,7 +90,7 @@ class LayerFeed {
     this.sink = tar;
     // stage() reads `tar` and reports its errors (a bad gzip stream included)
     tar.on('error', () => {});
-    this.staged = this.layers.stage(tar, { signal: this.signal });
+    this.staged = this.layers.stage(tar, { signal: this.signal, offThread: this.offThread });
     this.staged.catch((e: Error) => this.fail(e));
   }
 
@@ -258,7 +261,7 @@ export function stageLayer(
     signal.throwIfAborted();
     const t = ctx.transport;
     // extraction failures stop nothing but the extraction: the download goes on, hashing
-    const feed = new LayerFeed(ctx.layers, desc.mediaType, signal, () => {});
+    const feed = new LayerFeed(ctx.layers, desc.mediaType, signal, desc.size >= OFF_THREAD_MIN, () => {});
     const state = { offset: 0, hash: createHash('sha256') };
     const report = throttled(progress, id, 'Downloading');
     try {

@@ -21,6 +21,8 @@ export interface ApplyDiffOptions {
   /** Where to record the tar-split metadata (moby format, gzip). */
   tarSplitPath?: string;
   signal?: AbortSignal;
+  /** Extract on a worker thread (large layers extracted concurrently use more than one core). */
+  offThread?: boolean;
 }
 
 export interface ApplyDiffResult {

@@ -326,7 +326,7 @@ export class LayerStore {
    * driver dir plus a write set in layerdb/tmp: a crash leaves nothing that
    * open() does not sweep. Call discard() if it will not be committed.
    */
-  async stage(tar: Readable, opts: { signal?: AbortSignal } = {}): Promise<StagedLayer> {
+  async stage(tar: Readable, opts: { signal?: AbortSignal; offThread?: boolean } = {}): Promise<StagedLayer> {
     this.assertOpen();
     const cacheId = randomId();
     const ws = await this.db.startTransaction();
@@ -338,6 +338,7 @@ export class LayerStore {
       const applied = await this.driver.applyDiff(cacheId, undefined, tar, {
         tarSplitPath: tarSplit,
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.offThread ? { offThread: true } : {}),
       });
       await fsp.chmod(tarSplit, 0o644); // moby's mode, whatever the writer used
       await fsyncFile(tarSplit);

@@ -24,7 +24,7 @@ import { alreadyExists, errnoCode, internal, invalidArgument, notFound } from '.
 import { atomicWriteFile, fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../../fsutil/index.js';
 import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
-import { applyLayer, changes, exportDiff } from '../archive-port.js';
+import { applyLayer, applyLayerOffThread, changes, exportDiff } from '../archive-port.js';
 import { directorySize } from '../dirsize.js';
 import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver } from '../driver.js';
 import { generateLinkId, LINK_ID_RE } from './base32.js';
@@ -445,7 +445,7 @@ export class Overlay2Driver implements GraphDriver {
   ): Promise<ApplyDiffResult> {
     const diffDir = this.diffPath(id);
     if (!fs.existsSync(diffDir)) throw notFound(`overlay2: layer ${id} does not exist`);
-    return applyLayer(tar, diffDir, {
+    return (opts.offThread ? applyLayerOffThread : applyLayer)(tar, diffDir, {
       whiteouts: 'overlay',
       ...(opts.tarSplitPath !== undefined ? { tarSplitPath: opts.tarSplitPath } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),

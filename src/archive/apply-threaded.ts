@@ -1,0 +1,122 @@
+// applyLayer on a worker thread. Extraction is synchronous file-system work
+// (create, write, chown, utimes: mostly kernel time, a lot of it in inode
+// allocation); on the main thread two layers extracted "at once" still take
+// turns. A worker per layer lets the extractions of different layers (a pull's
+// concurrent downloads) run on different cores, while the main thread keeps
+// the network, the digests and the decompression moving.
+//
+// The main thread reads `tar` and posts its chunks (copied once into a
+// transferable buffer); at most MAX_INFLIGHT bytes are posted and not yet taken
+// by the extractor, so backpressure reaches the producer. Results and errors
+// come back as plain data; BerthError kinds are kept. Idle workers are kept
+// (unreferenced) for the next layer.
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { BerthError, type ErrorKind } from '../errors/index.js';
+import type { Digest } from '../oci/index.js';
+import type { ApplyOptions, ApplyResult } from './apply.js';
+import type { FromWorker, SerializedError, ToWorker } from './apply-worker.js';
+
+const MAX_INFLIGHT = 8 << 20;
+const MAX_IDLE = 4;
+const idle: Worker[] = [];
+
+function spawnWorker(): Worker {
+  return new Worker(new URL('./apply-worker.js', import.meta.url));
+}
+
+function deserialize(e: SerializedError): Error {
+  if (e.kind) return new BerthError(e.kind as ErrorKind, e.message);
+  const err = new Error(e.message) as Error & { code?: string };
+  if (e.code) err.code = e.code;
+  return err;
+}
+
+/** Same contract as applyLayer (the tar is consumed; destroyed on failure), run on a worker thread. */
+export async function applyLayerOffThread(tar: Readable, dest: string, opts: ApplyOptions): Promise<ApplyResult> {
+  if (opts.signal?.aborted) {
+    tar.destroy();
+    throw new BerthError('cancelled', 'layer extraction cancelled');
+  }
+  const w = idle.pop() ?? spawnWorker();
+  w.ref();
+  let inflight = 0;
+  let waiter: (() => void) | undefined;
+  let settled = false;
+  let broken = false;
+  let resolveDone!: (r: ApplyResult) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<ApplyResult>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  done.catch(() => {});
+  const wakeup = () => {
+    const f = waiter;
+    waiter = undefined;
+    f?.();
+  };
+  const onMessage = (m: FromWorker) => {
+    if (m.t === 'ack') {
+      inflight -= m.n;
+      if (inflight <= MAX_INFLIGHT / 2) wakeup();
+      return;
+    }
+    if (m.t === 'done') {
+      settled = true;
+      resolveDone({ ...m.result, diffId: m.result.diffId as Digest });
+      wakeup();
+    } else fail(deserialize(m.err));
+  };
+  // the job failed: stop reading (the reader may be waiting for input that never comes)
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    settled = true;
+    failure = e;
+    rejectDone(e);
+    wakeup();
+    tar.destroy();
+  };
+  const onError = (e: Error) => {
+    broken = true;
+    fail(new BerthError('internal', `layer extraction worker failed: ${e.message}`, { cause: e }));
+  };
+  const onExit = (code: number) => onError(new Error(`exited with code ${code}`));
+  w.on('message', onMessage);
+  w.on('error', onError);
+  w.on('exit', onExit);
+  const post = (m: ToWorker, transfer?: ArrayBuffer[]) => w.postMessage(m, transfer);
+  const { signal: _signal, ...plain } = opts;
+  const onAbort = () => post({ t: 'abort', message: 'layer extraction cancelled' });
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  post({ t: 'start', dest, opts: plain });
+  try {
+    try {
+      for await (const c of tar as AsyncIterable<Buffer>) {
+        if (settled) break;
+        const u = new Uint8Array(c.length);
+        u.set(c);
+        inflight += u.length;
+        post({ t: 'data', chunk: u }, [u.buffer]);
+        while (inflight > MAX_INFLIGHT && !settled) await new Promise<void>((r) => (waiter = r));
+      }
+      if (!settled) post({ t: 'end' });
+    } catch (e) {
+      if (failure) throw failure; // we destroyed the stream because the job had failed
+      // the tar stream failed (a bad gzip stream, a cancelled download): stop the worker's job
+      if (!settled) post({ t: 'abort', message: (e as Error).message });
+      await done.catch(() => {});
+      throw e instanceof BerthError ? e : new BerthError('internal', (e as Error).message, { cause: e });
+    }
+    return await done;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    w.off('message', onMessage);
+    w.off('error', onError);
+    w.off('exit', onExit);
+    if (!broken && settled && idle.length < MAX_IDLE) {
+      w.unref();
+      idle.push(w);
+    } else void w.terminate();
+  }
+}
