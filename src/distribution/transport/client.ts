@@ -1,4 +1,4 @@
-// The registry HTTP client: one undici dispatcher per TLS mode (connection
+// The registry HTTP client: one undici dispatcher per TLS mode and proxy (connection
 // pooling, keep-alive; HTTP(S)_PROXY / NO_PROXY through undici's proxy
 // agent, which Node's fetch ignores), the /v2/ ping and its challenges,
 // Bearer and Basic authorisation, retries with backoff on 5xx and transport
@@ -162,18 +162,26 @@ export class RegistryTransport {
     await Promise.all(ds.map((d) => d.close().catch(() => {})));
   }
 
-  private dispatcher(tlsVerify: boolean): Dispatcher {
-    const key = tlsVerify ? 'verify' : 'noverify';
+  /**
+   * The dispatcher for a request to a `scheme` URL. Proxies as Go's
+   * ProxyFromEnvironment (dockerd) applies them: http URLs use HTTP_PROXY,
+   * https URLs HTTPS_PROXY and never HTTP_PROXY (undici's EnvHttpProxyAgent
+   * alone would send https through HTTP_PROXY when HTTPS_PROXY is unset);
+   * NO_PROXY is matched by the agent.
+   */
+  private dispatcher(tlsVerify: boolean, scheme: 'http' | 'https'): Dispatcher {
+    const proxy = scheme === 'https' ? this.proxy.httpsProxy : this.proxy.httpProxy;
+    const key = `${tlsVerify ? 'verify' : 'noverify'}-${proxy ? scheme : 'direct'}`;
     let d = this.dispatchers.get(key);
     if (!d) {
       const connect = { rejectUnauthorized: tlsVerify, timeout: this.connectTimeoutMs };
       const common = { connect, keepAliveTimeout: 30_000, headersTimeout: 300_000, bodyTimeout: 300_000 };
-      if (this.proxy.httpProxy || this.proxy.httpsProxy) {
+      if (proxy) {
         d = new EnvHttpProxyAgent({
           ...common,
-          ...(this.proxy.httpProxy ? { httpProxy: this.proxy.httpProxy } : {}),
-          ...(this.proxy.httpsProxy ? { httpsProxy: this.proxy.httpsProxy } : {}),
-          ...(this.proxy.noProxy ? { noProxy: this.proxy.noProxy } : {}),
+          httpProxy: proxy,
+          httpsProxy: proxy,
+          ...(this.proxy.noProxy !== undefined ? { noProxy: this.proxy.noProxy } : {}),
           requestTls: { rejectUnauthorized: tlsVerify },
         } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
       } else d = new Agent(common);
@@ -194,7 +202,7 @@ export class RegistryTransport {
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': this.userAgent, ...opts.headers },
         ...(opts.body !== undefined ? { body: opts.body } : {}),
-        dispatcher: this.dispatcher(tlsVerify),
+        dispatcher: this.dispatcher(tlsVerify, url.startsWith('https:') ? 'https' : 'http'),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       return { status: r.statusCode, headers: r.headers, body: r.body as unknown as HttpResponse['body'], url };
