@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import zlib from 'node:zlib';
 import { BerthError } from '../errors/index.js';
 import { applyLayer, applyLayerOffThread } from './index.js';
 
@@ -93,4 +94,38 @@ test('off-thread: a bad tar fails with the extractor error and kind; a failing s
   setTimeout(() => ac.abort(), 50);
   await assert.rejects(p3, (e: Error) => e instanceof BerthError && e.kind === 'cancelled');
   idle.destroy();
+});
+
+test('off-thread with compression: the worker decompresses (gzip, zstd); chunks may be transferred', async () => {
+  const src = fs.mkdtempSync(path.join(tmp, 'srcz-'));
+  for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, `f${i}`), Buffer.alloc(100_000 + i, i));
+  const tar = execFileSync('tar', ['-C', src, '-cf', '-', '.'], { maxBuffer: 1 << 28 });
+  const a = fresh();
+  const want = await applyLayer(Readable.from([tar]), a.dest, { tarSplitPath: a.ts, whiteouts: 'overlay' });
+  const gz = zlib.gzipSync(tar);
+  // own-buffer chunks (transferred) of the gzip stream
+  const own: Buffer[] = [];
+  for (let i = 0; i < gz.length; i += 100_000) own.push(Buffer.from(gz.subarray(i, i + 100_000)));
+  const b = fresh();
+  const got = await applyLayerOffThread(Readable.from(own), b.dest, {
+    tarSplitPath: b.ts,
+    whiteouts: 'overlay',
+    compression: 'gzip',
+    transferChunks: true,
+  });
+  assert.deepEqual(got, want);
+  assert.deepEqual(listing(b.dest), listing(a.dest));
+  assert.ok(fs.readFileSync(b.ts).equals(fs.readFileSync(a.ts)));
+  const zst = execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 1 << 28 });
+  const c = fresh();
+  assert.deepEqual(
+    await applyLayerOffThread(Readable.from([zst]), c.dest, { whiteouts: 'overlay', compression: 'zstd' }),
+    want,
+  );
+  // not gzip at all
+  const d = fresh();
+  await assert.rejects(
+    applyLayerOffThread(Readable.from([tar.subarray(0, 4096)]), d.dest, { whiteouts: 'overlay', compression: 'gzip' }),
+    /incorrect header check/,
+  );
 });

@@ -5,11 +5,13 @@
 // concurrent downloads) run on different cores, while the main thread keeps
 // the network, the digests and the decompression moving.
 //
-// The main thread reads `tar` and posts its chunks (copied once into a
-// transferable buffer); at most MAX_INFLIGHT bytes are posted and not yet taken
-// by the extractor, so backpressure reaches the producer. Results and errors
-// come back as plain data; BerthError kinds are kept. Idle workers are kept
-// (unreferenced) for the next layer.
+// The main thread reads `tar` and posts its chunks (transferred when the
+// caller says they are its own, else copied once); at most MAX_INFLIGHT bytes
+// are posted and not yet taken by the extractor, so backpressure reaches the
+// producer. With `compression` the stream is still compressed and the worker
+// decompresses it (the main thread then carries fewer bytes and no zlib
+// callbacks). Results and errors come back as plain data; BerthError kinds are
+// kept. Idle workers are kept (unreferenced) for the next layer.
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorKind } from '../errors/index.js';
@@ -25,6 +27,26 @@ function spawnWorker(): Worker {
   return new Worker(new URL('./apply-worker.js', import.meta.url));
 }
 
+/** Starts idle workers ahead of need (up to `n` idle in all), e.g. while a pull fetches its manifest. */
+export function prewarmApplyWorkers(n: number): void {
+  while (idle.length < Math.min(n, MAX_IDLE)) {
+    const w = spawnWorker();
+    w.unref();
+    w.once('error', () => {
+      const i = idle.indexOf(w);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    idle.push(w);
+  }
+}
+
+export interface OffThreadOptions extends ApplyOptions {
+  /** `tar` is compressed so: the worker decompresses it (diffId and tarSize are of the uncompressed tar). */
+  compression?: 'gzip' | 'zstd' | 'none';
+  /** The chunks of `tar` belong to nobody else once read: whole-ArrayBuffer chunks are transferred, not copied. */
+  transferChunks?: boolean;
+}
+
 function deserialize(e: SerializedError): Error {
   if (e.kind) return new BerthError(e.kind as ErrorKind, e.message);
   const err = new Error(e.message) as Error & { code?: string };
@@ -33,7 +55,7 @@ function deserialize(e: SerializedError): Error {
 }
 
 /** Same contract as applyLayer (the tar is consumed; destroyed on failure), run on a worker thread. */
-export async function applyLayerOffThread(tar: Readable, dest: string, opts: ApplyOptions): Promise<ApplyResult> {
+export async function applyLayerOffThread(tar: Readable, dest: string, opts: OffThreadOptions): Promise<ApplyResult> {
   if (opts.signal?.aborted) {
     tar.destroy();
     throw new BerthError('cancelled', 'layer extraction cancelled');
@@ -86,18 +108,22 @@ export async function applyLayerOffThread(tar: Readable, dest: string, opts: App
   w.on('error', onError);
   w.on('exit', onExit);
   const post = (m: ToWorker, transfer?: ArrayBuffer[]) => w.postMessage(m, transfer);
-  const { signal: _signal, ...plain } = opts;
+  const { signal: _signal, compression, transferChunks, ...plain } = opts;
   const onAbort = () => post({ t: 'abort', message: 'layer extraction cancelled' });
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  post({ t: 'start', dest, opts: plain });
+  post({ t: 'start', dest, opts: plain, ...(compression && compression !== 'none' ? { compression } : {}) });
   try {
     try {
       for await (const c of tar as AsyncIterable<Buffer>) {
         if (settled) break;
-        const u = new Uint8Array(c.length);
-        u.set(c);
+        let u: Uint8Array;
+        if (transferChunks && c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.byteLength >= 4096) u = c;
+        else {
+          u = Buffer.allocUnsafeSlow(c.length);
+          u.set(c);
+        }
         inflight += u.length;
-        post({ t: 'data', chunk: u }, [u.buffer]);
+        post({ t: 'data', chunk: u }, [u.buffer as ArrayBuffer]);
         while (inflight > MAX_INFLIGHT && !settled) await new Promise<void>((r) => (waiter = r));
       }
       if (!settled) post({ t: 'end' });

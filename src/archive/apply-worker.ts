@@ -2,13 +2,15 @@
 // the tar chunks the main thread posts, one job at a time.
 //   main → worker: {t:'start', dest, opts} · {t:'data', chunk} · {t:'end'} · {t:'abort', message}
 //   worker → main: {t:'ack', n} (bytes taken by the extractor) · {t:'done', result} · {t:'error', err}
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
+import zlib from 'node:zlib';
 import { BerthError } from '../errors/index.js';
 import { type ApplyOptions, applyLayer } from './apply.js';
+import { decompressor } from './compression.js';
 
 export type ToWorker =
-  | { t: 'start'; dest: string; opts: Omit<ApplyOptions, 'signal'> }
+  | { t: 'start'; dest: string; opts: Omit<ApplyOptions, 'signal'>; compression?: 'gzip' | 'zstd' }
   | { t: 'data'; chunk: Uint8Array }
   | { t: 'end' }
   | { t: 'abort'; message: string };
@@ -62,7 +64,21 @@ port.on('message', (m: ToWorker) => {
     case 'start': {
       const j: Job = { queue: [], ended: false };
       job = j;
-      const tar = Readable.from(chunks(j), { objectMode: false, highWaterMark: 1 << 20 });
+      const src = Readable.from(chunks(j), { objectMode: false, highWaterMark: 1 << 20 });
+      let tar: Readable = src;
+      if (m.compression) {
+        const dec =
+          m.compression === 'gzip'
+            ? zlib.createGunzip({
+                chunkSize: 512 << 10,
+                readableHighWaterMark: 2 << 20,
+                writableHighWaterMark: 1 << 20,
+              } as zlib.ZlibOptions)
+            : decompressor('zstd')!;
+        // a decompression error reaches applyLayer through `dec`
+        pipeline(src, dec, () => {});
+        tar = dec;
+      }
       applyLayer(tar, m.dest, m.opts).then(
         (result) => {
           job = undefined;

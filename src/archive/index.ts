@@ -1,6 +1,6 @@
 // Layer archives: streaming tar, tar-split, layer extraction, diff export.
 export { type ApplyOptions, type ApplyResult, applyLayer, directorySize } from './apply.js';
-export { applyLayerOffThread } from './apply-threaded.js';
+export { applyLayerOffThread, type OffThreadOptions, prewarmApplyWorkers } from './apply-threaded.js';
 export { assembleTar } from './assemble.js';
 export {
   type CompressionKind,

@@ -31,7 +31,7 @@ import {
 } from '../oci/index.js';
 import type { ProgressSink } from './progress.js';
 import { shortDigest } from './progress.js';
-import { type StageFlights, type StageTicket, stageLayer } from './stage.js';
+import { prewarmExtraction, type StageFlights, type StageTicket, stageLayer } from './stage.js';
 import {
   type AuthConfig,
   type Endpoint,
@@ -137,16 +137,19 @@ const platformString = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? 
 export class DownloadLimiter {
   private active = 0;
   private readonly queue: Array<() => void> = [];
-  constructor(private limit: number) {}
+  constructor(private max: number) {}
+  get limit(): number {
+    return this.max;
+  }
   setLimit(n: number): void {
-    this.limit = Math.max(1, n);
+    this.max = Math.max(1, n);
     this.drain();
   }
   get busy(): boolean {
-    return this.active >= this.limit;
+    return this.active >= this.max;
   }
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
     else this.active++;
     try {
       return await fn();
@@ -156,7 +159,7 @@ export class DownloadLimiter {
     }
   }
   private drain(): void {
-    while (this.active < this.limit && this.queue.length) {
+    while (this.active < this.max && this.queue.length) {
       this.active++;
       this.queue.shift()!();
     }
@@ -375,6 +378,7 @@ async function pullFrom(
   const auth = opts.auth ?? {};
   const repo = ctx.transport.repository(ep, ref.path, auth, ['pull']);
   const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
+  prewarmExtraction(ctx.downloads.limit);
   await ctx.transport.ping(ep, opts.signal);
   progress.update(tagOrDigest, `Pulling from ${ref.path}`);
   const r = await resolve(repo, ref, opts.platform ?? ctx.platform, opts.signal);

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, type Readable, type Transform, type Writable } from 'node:stream';
 import type zlib from 'node:zlib';
+import { prewarmApplyWorkers } from '../archive/index.js';
 import { BerthError, invalidArgument, isKind } from '../errors/index.js';
 import type { LayerStore, StagedLayer } from '../layer/index.js';
 import type { Compression, Descriptor } from '../oci/index.js';
@@ -27,7 +28,7 @@ import { FanoutProgress, type ProgressSink, shortDigest, throttled } from './pro
 import { isRetryable, type RegistryTransport, type RepositoryClient } from './transport/index.js';
 
 /** Compressed input is handed to the decompressor in pieces of about this size (fewer thread-pool round trips). */
-const FEED_CHUNK = 256 << 10;
+const FEED_CHUNK = 512 << 10;
 /** gunzip output chunk: the tar parser and extractor see large chunks. */
 const GUNZIP_CHUNK = 512 << 10;
 /** Layers from this compressed size up are extracted on a worker thread (see archive/apply-threaded.ts). */
@@ -73,7 +74,8 @@ class LayerFeed {
   /** Compressed bytes the decompressor has consumed (for "Extracting"). */
   get consumed(): number {
     if (this.gunzip) return this.gunzip.bytesWritten;
-    return this.fed - this.pendingLen - this.headLen - (this.sink?.writableLength ?? 0);
+    const buffered = (this.sink?.writableLength ?? 0) + ((this.sink as PassThrough | undefined)?.readableLength ?? 0);
+    return this.fed - this.pendingLen - this.headLen - buffered;
   }
 
   private start(head: Buffer): void {
@@ -84,13 +86,27 @@ class LayerFeed {
       this.fail(e as Error);
       return;
     }
-    const dec = decompressor(kind, { chunkSize: GUNZIP_CHUNK, highWaterMark: READ_AHEAD });
-    if (kind === 'gzip') this.gunzip = dec as zlib.Gunzip;
-    const tar: Transform = dec ?? new PassThrough({ highWaterMark: READ_AHEAD });
-    this.sink = tar;
-    // stage() reads `tar` and reports its errors (a bad gzip stream included)
-    tar.on('error', () => {});
-    this.staged = this.layers.stage(tar, { signal: this.signal, offThread: this.offThread });
+    if (this.offThread) {
+      // compressed bytes to the worker, which decompresses and extracts; every
+      // chunk written is a fresh copy (flushPending), so it can be transferred
+      const p = new PassThrough({ highWaterMark: READ_AHEAD });
+      p.on('error', () => {});
+      this.sink = p;
+      this.staged = this.layers.stage(p, {
+        signal: this.signal,
+        offThread: true,
+        compression: kind,
+        transferChunks: true,
+      });
+    } else {
+      const dec = decompressor(kind, { chunkSize: GUNZIP_CHUNK, highWaterMark: READ_AHEAD });
+      if (kind === 'gzip') this.gunzip = dec as zlib.Gunzip;
+      const tar: Transform = dec ?? new PassThrough({ highWaterMark: READ_AHEAD });
+      this.sink = tar;
+      // stage() reads `tar` and reports its errors (a bad gzip stream included)
+      tar.on('error', () => {});
+      this.staged = this.layers.stage(tar, { signal: this.signal });
+    }
     this.staged.catch((e: Error) => this.fail(e));
   }
 
@@ -126,7 +142,7 @@ class LayerFeed {
       if (this.error) return true;
       c = all;
     }
-    if (c.length >= FEED_CHUNK && this.pendingLen === 0) return this.sink!.write(c);
+    if (!this.offThread && c.length >= FEED_CHUNK && this.pendingLen === 0) return this.sink!.write(c);
     this.pending.push(c);
     this.pendingLen += c.length;
     if (this.pendingLen < FEED_CHUNK) return true;
@@ -135,7 +151,9 @@ class LayerFeed {
 
   private flushPending(): boolean {
     if (!this.pendingLen) return true;
-    const b = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
+    // off-thread: always a fresh buffer of our own (it is transferred to the worker)
+    const b =
+      this.pending.length === 1 && !this.offThread ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
     this.pending = [];
     this.pendingLen = 0;
     return this.sink!.write(b);
@@ -312,6 +330,11 @@ export function stageLayer(
       clearInterval(timer);
     }
   });
+}
+
+/** Starts extraction workers while the pull resolves its manifest (they are kept idle for later pulls). */
+export function prewarmExtraction(n: number): void {
+  prewarmApplyWorkers(n);
 }
 
 interface StageFlight {

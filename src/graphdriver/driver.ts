@@ -23,6 +23,10 @@ export interface ApplyDiffOptions {
   signal?: AbortSignal;
   /** Extract on a worker thread (large layers extracted concurrently use more than one core). */
   offThread?: boolean;
+  /** The stream is compressed so (decompressed by the driver, on the worker when offThread). */
+  compression?: 'gzip' | 'zstd' | 'none';
+  /** The stream's chunks belong to nobody else once read (offThread may transfer them instead of copying). */
+  transferChunks?: boolean;
 }
 
 export interface ApplyDiffResult {

@@ -34,7 +34,10 @@ export interface LayerRegistrar extends LayerGetReleaser {
   /** Applies `tar` (uncompressed) on `parent`; takes a reference on the result. */
   register(tar: Readable, parent?: Digest): Promise<LayerHandle>;
   /** Extracts a layer before its parent is known (load and pull extract while the chain is still unknown). */
-  stage(tar: Readable, opts?: { signal?: AbortSignal; offThread?: boolean }): Promise<StagedLayerHandle>;
+  stage(
+    tar: Readable,
+    opts?: { signal?: AbortSignal; offThread?: boolean; compression?: 'gzip' | 'zstd' | 'none' },
+  ): Promise<StagedLayerHandle>;
   /** Attaches a staged layer on `parent` and takes a reference; consumes it (a duplicate is discarded). */
   commitStaged(staged: StagedLayerHandle, parent?: Digest): Promise<LayerHandle>;
 }

@@ -78,6 +78,16 @@ export interface RegisterOpts {
   descriptor?: Record<string, unknown>;
 }
 
+export interface StageOptions {
+  signal?: AbortSignal;
+  /** Extract on a worker thread (for large layers: concurrent stages then use several cores). */
+  offThread?: boolean;
+  /** `tar` is still compressed so; the store decompresses it (the diff ID is of the uncompressed tar). */
+  compression?: 'gzip' | 'zstd' | 'none';
+  /** The chunks of `tar` belong to nobody else once read (may be handed to the worker without a copy). */
+  transferChunks?: boolean;
+}
+
 /** A layer extracted by stage(), not yet part of any chain. */
 export interface StagedLayer {
   readonly diffId: Digest;
@@ -326,7 +336,7 @@ export class LayerStore {
    * driver dir plus a write set in layerdb/tmp: a crash leaves nothing that
    * open() does not sweep. Call discard() if it will not be committed.
    */
-  async stage(tar: Readable, opts: { signal?: AbortSignal; offThread?: boolean } = {}): Promise<StagedLayer> {
+  async stage(tar: Readable, opts: StageOptions = {}): Promise<StagedLayer> {
     this.assertOpen();
     const cacheId = randomId();
     const ws = await this.db.startTransaction();
@@ -339,6 +349,8 @@ export class LayerStore {
         tarSplitPath: tarSplit,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.offThread ? { offThread: true } : {}),
+        ...(opts.compression ? { compression: opts.compression } : {}),
+        ...(opts.transferChunks ? { transferChunks: true } : {}),
       });
       await fsp.chmod(tarSplit, 0o644); // moby's mode, whatever the writer used
       await fsyncFile(tarSplit);

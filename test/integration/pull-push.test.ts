@@ -233,6 +233,99 @@ describe('pull', { skip: !haveDistribution && 'docker-registry missing' }, () =>
       await origin.close();
     }
   });
+
+  test('large layers (staged off-thread, in parallel): progress as before; a corrupt or cancelled pull leaves nothing', async () => {
+    const img = buildImage([
+      { files: { l0: big(2_500_000, 'L0') } },
+      { files: { l1: big(3_000_000, 'L1') } },
+      { files: { l2: big(2_000_000, 'L2') } },
+    ]);
+    await uploadImage(dreg.url, 'big/app', 'v1', img);
+    const name = `${hostOf(dreg.url)}/big/app:v1`;
+    const e2 = await openEngine();
+    try {
+      const p = progress();
+      await e2.dist.pull(name, { progress: p });
+      assert.deepEqual(e2.service.inspect(name).RootFS.Layers, img.diffIds);
+      for (const d of img.layerDescs) {
+        const st = p.statuses(d.digest.slice(7, 19)).filter((s, i, a) => s !== a[i - 1]);
+        assert.deepEqual(
+          st.filter((s) => s !== 'Waiting'),
+          ['Pulling fs layer', 'Downloading', 'Verifying Checksum', 'Download complete', 'Extracting', 'Pull complete'],
+          `${d.digest}: ${st}`,
+        );
+        const ex = p.messages.filter((m) => m.id === d.digest.slice(7, 19) && m.status === 'Extracting').at(-1)!;
+        assert.deepEqual(ex.detail, { current: d.size, total: d.size });
+      }
+      assert.deepEqual(snapshot(e2).tmp, []);
+    } finally {
+      await e2.close();
+    }
+    // the middle layer's blob lies (same size): nothing is left, whatever was extracted already
+    const f = blobDataPath(dreg.root, img.layerDescs[1]!.digest);
+    const orig = fs.readFileSync(f);
+    const bad = Buffer.from(orig);
+    bad[Math.floor(bad.length / 2)]! ^= 0xff;
+    fs.writeFileSync(f, bad);
+    const e3 = await openEngine();
+    try {
+      const before = snapshot(e3);
+      await assert.rejects(e3.dist.pull(name), {
+        message: `filesystem layer verification failed for digest ${img.layerDescs[1]!.digest}`,
+      });
+      assert.deepEqual(snapshot(e3), before);
+      assert.deepEqual(fs.readdirSync(`${e3.root}/image/overlay2/layerdb/tmp`), []);
+      fs.writeFileSync(f, orig);
+      // cancelled while downloading
+      const ac = new AbortController();
+      const p = progress();
+      const watch = { update: (id: string, status: string) => status === 'Downloading' && ac.abort(), aux() {} };
+      await assert.rejects(
+        e3.dist.pull(name, {
+          signal: ac.signal,
+          progress: { update: (i, s, d) => (p.update(i, s, d), watch.update(i, s)) },
+        }),
+      );
+      assert.deepEqual(snapshot(e3), before);
+      assert.deepEqual(fs.readdirSync(`${e3.root}/image/overlay2/layerdb/tmp`), []);
+      // and then it pulls fine
+      const r = await e3.dist.pull(name);
+      assert.equal(r.imageId, img.configDigest);
+    } finally {
+      fs.writeFileSync(f, orig);
+      await e3.close();
+    }
+  });
+
+  test('the same blob twice in one image, and two images sharing a base pulled at once', async () => {
+    const same = { files: { s: big(1_500_000, 'same') } };
+    const twice = buildImage([same, { files: { mid: 'middle' } }, same]);
+    assert.equal(twice.layerDescs[0]!.digest, twice.layerDescs[2]!.digest);
+    await uploadImage(breg.url, 'twice', 'latest', twice);
+    const base = { files: { base: big(1_200_000, 'shared-base') } };
+    const one = buildImage([base, { files: { x: '1' } }], { seed: 'conc-one' });
+    const two = buildImage([base, { files: { y: '2' } }], { seed: 'conc-two' });
+    await uploadImage(breg.url, 'conc/one', 'latest', one);
+    await uploadImage(breg.url, 'conc/two', 'latest', two);
+    const e2 = await openEngine();
+    try {
+      const r = await e2.dist.pull(`${hostOf(breg.url)}/twice`);
+      assert.deepEqual(e2.service.inspect(r.imageId).RootFS.Layers, twice.diffIds);
+      assert.equal(e2.layers.list().length, 3);
+      const [a, b] = await Promise.all([
+        e2.dist.pull(`${hostOf(breg.url)}/conc/one`),
+        e2.dist.pull(`${hostOf(breg.url)}/conc/two`),
+      ]);
+      assert.equal(a.imageId, one.configDigest);
+      assert.equal(b.imageId, two.configDigest);
+      const baseChain = chainIds(one.diffIds)[0]!;
+      assert.deepEqual(e2.layers.referenceCounts(baseChain), { refs: 0, children: 2 });
+      assert.deepEqual(snapshot(e2).tmp, []);
+      assert.deepEqual(fs.readdirSync(`${e2.root}/image/overlay2/layerdb/tmp`), []);
+    } finally {
+      await e2.close();
+    }
+  });
 });
 
 describe('auth', { skip: !haveDistribution && 'docker-registry missing' }, () => {

@@ -18,13 +18,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { KeyedMutex } from '../../concurrency/index.js';
 import { alreadyExists, errnoCode, internal, invalidArgument, notFound } from '../../errors/index.js';
 import { atomicWriteFile, fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../../fsutil/index.js';
 import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
-import { applyLayer, applyLayerOffThread, changes, exportDiff } from '../archive-port.js';
+import { applyLayer, applyLayerOffThread, changes, decompressor, exportDiff } from '../archive-port.js';
 import { directorySize } from '../dirsize.js';
 import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver } from '../driver.js';
 import { generateLinkId, LINK_ID_RE } from './base32.js';
@@ -445,11 +445,21 @@ export class Overlay2Driver implements GraphDriver {
   ): Promise<ApplyDiffResult> {
     const diffDir = this.diffPath(id);
     if (!fs.existsSync(diffDir)) throw notFound(`overlay2: layer ${id} does not exist`);
-    return (opts.offThread ? applyLayerOffThread : applyLayer)(tar, diffDir, {
-      whiteouts: 'overlay',
+    const base = {
+      whiteouts: 'overlay' as const,
       ...(opts.tarSplitPath !== undefined ? { tarSplitPath: opts.tarSplitPath } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
-    });
+    };
+    if (opts.offThread) {
+      return applyLayerOffThread(tar, diffDir, {
+        ...base,
+        ...(opts.compression ? { compression: opts.compression } : {}),
+        ...(opts.transferChunks ? { transferChunks: true } : {}),
+      });
+    }
+    const dec = opts.compression ? decompressor(opts.compression) : undefined;
+    if (dec) pipeline(tar, dec, () => {}); // a stream error reaches applyLayer through `dec`
+    return applyLayer(dec ?? tar, diffDir, base);
   }
 
   /** The layer's own files as a tar; overlay whiteouts become `.wh.` entries (moby native diff). */
