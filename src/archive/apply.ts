@@ -382,7 +382,7 @@ export async function applyLayer(tar: Readable, dest: string, opts: ApplyOptions
     if (ts) await ts.commit();
   } catch (e) {
     x.abort();
-    ts?.abort();
+    await ts?.abort();
     tar.destroy();
     throw describe(e, curHeader);
   }

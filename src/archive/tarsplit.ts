@@ -169,13 +169,22 @@ export class TarSplitWriter {
     await fsyncDir(path.dirname(this.target));
   }
 
-  abort(): void {
+  /** Stops writing and removes the temp file; resolves once it is gone (the file may be opened after a destroy). */
+  abort(): Promise<void> {
     this.gz.destroy();
+    const closed = this.out.closed
+      ? Promise.resolve()
+      : new Promise<void>((r) => {
+          this.out.once('close', () => r());
+        });
     this.out.destroy();
-    try {
-      fs.rmSync(this.tmp, { force: true });
-    } catch {}
-    this.out.once('close', () => fs.rmSync(this.tmp, { force: true }));
+    const rm = () => {
+      try {
+        fs.rmSync(this.tmp, { force: true });
+      } catch {}
+    };
+    rm();
+    return closed.then(rm);
   }
 }
 
