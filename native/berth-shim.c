@@ -927,6 +927,9 @@ static void create_container(void) {
      (<exec-root>/containers/<64 hex>/console.sock stays under 108 bytes) */
   char csockpath[4096];
   snprintf(csockpath, sizeof csockpath, "%s/console.sock", a_dir);
+  /* too long for sun_path: when the bundle is the state dir (berthd's layout),
+     the runtime's working directory is that dir, so the relative name works */
+  if (strlen(csockpath) >= 108 && strcmp(a_bundle, a_dir) == 0) snprintf(csockpath, sizeof csockpath, "console.sock");
   const char *argv_tty[] = {"create", "--bundle", a_bundle, "--pid-file", pidfile, "--console-socket", csockpath, a_id, NULL};
   const char *argv_pipe[] = {"create", "--bundle", a_bundle, "--pid-file", pidfile, a_id, NULL};
   pid_t pid;

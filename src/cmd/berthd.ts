@@ -7,7 +7,14 @@ import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { createApiHandler, ImageRouter, SystemRouter } from '../api/index.js';
+import {
+  ContainerRouter,
+  createApiHandler,
+  ImageRouter,
+  SystemRouter,
+  upgradeListener,
+  VolumeRouter,
+} from '../api/index.js';
 import {
   assertSupported,
   type DaemonConfig,
@@ -24,6 +31,7 @@ import {
   unsupportedSettings,
   usage,
 } from '../config/index.js';
+import { containerBackend } from '../daemon/containers-api.js';
 import { BERTH_VERSION, Daemon, encodeEvent, maskedProxy, parseTimestamp, proxyConfig } from '../daemon/index.js';
 import { RegistryService } from '../daemon/registry.js';
 import { DistributionService, distributionConfigFrom } from '../distribution/index.js';
@@ -66,7 +74,28 @@ export const SUPPORTED_KEYS = [
   'runtimes',
   'default-runtime',
   'exec-opts',
+  'log-driver',
+  'log-opts',
+  'default-ulimits',
+  'cgroup-parent',
+  'default-shm-size',
+  'default-ipc-mode',
+  'default-cgroupns-mode',
+  'init',
+  'init-path',
+  'no-new-privileges',
+  'seccomp-profile',
+  'dns',
+  'dns-opts',
+  'dns-search',
 ];
+
+/** since/until of logs: unix seconds keep their nanoseconds; other forms go through parseTimestamp. */
+function timeToNs(v: string): bigint {
+  const m = /^(\d+)(?:\.(\d{1,9}))?$/.exec(v.trim());
+  if (m) return BigInt(m[1]!) * 1_000_000_000n + BigInt((m[2] ?? '').padEnd(9, '0') || '0');
+  return BigInt(Math.round(parseTimestamp(v) * 1e9));
+}
 
 /**
  * Networking settings berthd accepts only at the value that turns the feature
@@ -303,6 +332,13 @@ async function main(argv: string[]): Promise<number> {
         { parseTime: (v) => parseTimestamp(v), auth: registryService },
       ),
       new ImageRouter(daemon.images, registryService),
+      new ContainerRouter(
+        containerBackend(daemon.containers, daemon.containerIO, daemon.containerViews, daemon.containerFs, (v) =>
+          parseTimestamp(v),
+        ),
+        timeToNs,
+      ),
+      new VolumeRouter(daemon.volumes),
     ],
     logger: log,
     serverVersion: BERTH_VERSION,
@@ -314,7 +350,13 @@ async function main(argv: string[]): Promise<number> {
   });
 
   const listeners: Listener[] = [];
+  const onUpgrade = upgradeListener(handler);
   const makeServer = (): http.Server => {
+    const s = makeServer0();
+    s.on('upgrade', onUpgrade);
+    return s;
+  };
+  const makeServer0 = (): http.Server => {
     if (!tlsOn) return http.createServer(handler);
     const read = (f: string) => fs.readFileSync(f);
     return https.createServer(
@@ -410,6 +452,12 @@ async function main(argv: string[]): Promise<number> {
     } catch (e) {
       log.error(`failed to listen for metrics on ${live.metricsAddr}: ${(e as Error).message}`);
     }
+  }
+
+  try {
+    await daemon.restore();
+  } catch (e) {
+    log.error(`restoring containers failed: ${(e as Error).message}`);
   }
 
   // SIGHUP: reload

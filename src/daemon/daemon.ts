@@ -5,13 +5,21 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { DaemonConfig } from '../config/index.js';
+import { ContainerStore } from '../container/index.js';
 import { acquirePidfile, atomicWriteFileSync } from '../fsutil/index.js';
 import { ImageStore, imagePaths, ReferenceStore, V2MetadataService } from '../image/index.js';
 import { LayerStore } from '../layer/index.js';
 import { type Logger, nullLogger } from '../log/index.js';
+import { VolumeService } from '../volume/index.js';
+import { ContainerService } from './containers.js';
+import { ContainerFs } from './containers-fs.js';
+import { ContainerIO } from './containers-io.js';
+import { restoreContainers, shutdownContainers } from './containers-restore.js';
+import { ContainerViews } from './containers-view.js';
 import { EventsService } from './events.js';
 import { ImagesService } from './images.js';
 import { BERTH_VERSION, GOARCH, SystemService } from './system.js';
+import { VolumesApi } from './volumes.js';
 
 /** moby's modes for the directories of a data-root. */
 const ROOT_MODE = 0o711;
@@ -71,6 +79,11 @@ export const OWNER_FILE = 'berth-owner.pid';
 
 export class Daemon {
   private unlock: () => void = () => {};
+  containers!: ContainerService;
+  containerIO!: ContainerIO;
+  containerViews!: ContainerViews;
+  containerFs!: ContainerFs;
+  volumes!: VolumesApi;
   private constructor(
     readonly layers: LayerStore,
     readonly imageStore: ImageStore,
@@ -106,7 +119,9 @@ export class Daemon {
     const refs = ReferenceStore.open(p.repositories);
     const distribution = new V2MetadataService(p.distribution);
     const events = new EventsService();
+    let containers: ContainerService | undefined;
     const images = new ImagesService({
+      containers: { firstUsing: (id, st) => containers?.firstUsing(id, st) },
       layers,
       images: imageStore,
       refs,
@@ -116,9 +131,25 @@ export class Daemon {
       dockerVersion: BERTH_VERSION,
       architecture: GOARCH,
     });
+    const store = ContainerStore.open(root, { logger: log });
+    const volumeService = VolumeService.open(root);
+    containers = new ContainerService({
+      config: opts.config,
+      store,
+      layers,
+      volumes: volumeService,
+      images,
+      imageStore,
+      refs,
+      events,
+      logger: log,
+    });
+    const volumes = new VolumesApi(volumeService, events);
     const system = new SystemService({
       config: opts.config,
       images,
+      containers,
+      volumes,
       events,
       driverName: layers.driver.name,
       driverStatus: () => layers.driverStatus(),
@@ -128,7 +159,17 @@ export class Daemon {
     log.info(`Loaded ${imageStore.length} images and ${layers.list().length} layers`, { root });
     const d = new Daemon(layers, imageStore, refs, distribution, events, images, system, tmpRoot);
     d.unlock = unlock;
+    d.containers = containers;
+    d.containerIO = new ContainerIO(containers);
+    d.containerViews = new ContainerViews(containers);
+    d.containerFs = new ContainerFs(containers);
+    d.volumes = volumes;
     return d;
+  }
+
+  /** Reconnects to running containers and starts those whose restart policy says so (after open). */
+  async restore(): Promise<void> {
+    await restoreContainers(this.containers);
   }
 
   /**
@@ -139,7 +180,9 @@ export class Daemon {
    */
   async close(): Promise<void> {
     try {
-      await this.layers.close();
+      await shutdownContainers(this.containers);
+      // live-restore: running containers keep their root filesystems mounted
+      if (this.containers.tasks.size === 0) await this.layers.close();
     } finally {
       this.unlock();
     }

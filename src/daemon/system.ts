@@ -38,6 +38,11 @@ export const GOARCH = goArch();
 export interface SystemDeps {
   config: () => DaemonConfig;
   images: ImagesService;
+  containers?: {
+    counts(): { total: number; running: number; paused: number; stopped: number };
+    diskUsage(): Promise<unknown[]>;
+  };
+  volumes?: { usage(): unknown[] };
   events: EventsService;
   driverName: string;
   driverStatus: () => Array<[string, string]>;
@@ -116,7 +121,10 @@ export class SystemService {
     const warnings = [...this.d.warnings()];
     if (!memCtl) warnings.push('WARNING: No memory limit support');
     if (!swap) warnings.push('WARNING: No swap limit support');
-    warnings.push('WARNING: bridge networking is not available yet in berth (no containers, networks or volumes)');
+    warnings.push(
+      'WARNING: bridge networking is not available yet in berth: containers asking for it get network "none"',
+    );
+    const counts = this.d.containers?.counts() ?? { total: 0, running: 0, paused: 0, stopped: 0 };
     let nfd = 0;
     try {
       nfd = fs.readdirSync('/proc/self/fd').length;
@@ -125,10 +133,10 @@ export class SystemService {
     }
     return {
       ID: this.d.engineId,
-      Containers: 0,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: 0,
+      Containers: counts.total,
+      ContainersRunning: counts.running,
+      ContainersPaused: counts.paused,
+      ContainersStopped: counts.stopped,
       Images: this.d.images.count,
       Driver: this.d.driverName,
       DriverStatus: this.d.driverStatus(),
@@ -197,13 +205,13 @@ export class SystemService {
     };
   }
 
-  diskUsage(types?: string[]): Record<string, unknown> {
+  async diskUsage(types?: string[]): Promise<Record<string, unknown>> {
     const want = (t: string) => !types || types.length === 0 || types.includes(t);
     const out: Record<string, unknown> = {};
     if (want('image')) Object.assign(out, this.d.images.diskUsage());
     else out.LayersSize = 0;
-    out.Containers = want('container') ? [] : null;
-    out.Volumes = want('volume') ? [] : null;
+    out.Containers = want('container') ? ((await this.d.containers?.diskUsage()) ?? []) : null;
+    out.Volumes = want('volume') ? (this.d.volumes?.usage() ?? []) : null;
     out.BuildCache = want('build-cache') ? [] : null;
     out.BuilderSize = 0;
     return out;

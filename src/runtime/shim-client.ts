@@ -83,7 +83,21 @@ function frame(stream: number, payload: Buffer): Buffer {
   return Buffer.concat([h, payload]);
 }
 
+/** sun_path holds 108 bytes: longer socket paths are reached through /proc/self/fd/<dir fd>. */
+const MAX_SUN_PATH = 107;
+
 function connect(sockPath: string): Promise<net.Socket> {
+  if (Buffer.byteLength(sockPath) <= MAX_SUN_PATH) return connectShort(sockPath);
+  let fd: number;
+  try {
+    fd = fs.openSync(path.dirname(sockPath), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return connectShort(`/proc/self/fd/${fd}/${path.basename(sockPath)}`).finally(() => fs.closeSync(fd));
+}
+
+function connectShort(sockPath: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect(sockPath);
     s.once('connect', () => {

@@ -433,7 +433,8 @@ export function buildSpec(input: SpecInput): BuildResult {
   }
   if (hc.KernelMemory) mem.kernel = hc.KernelMemory;
   if (hc.KernelMemoryTCP) mem.kernelTCP = hc.KernelMemoryTCP;
-  if (hc.MemorySwappiness !== undefined && hc.MemorySwappiness !== null) mem.swappiness = hc.MemorySwappiness;
+  if (hc.MemorySwappiness !== undefined && hc.MemorySwappiness !== null && hc.MemorySwappiness >= 0)
+    mem.swappiness = hc.MemorySwappiness;
   mem.disableOOMKiller = !!hc.OomKillDisable;
   resources.memory = mem;
   const shares = hc.CpuShares ?? 0;

@@ -13,7 +13,7 @@ export interface EventLike {
 export interface SystemBackend {
   info(): Record<string, unknown>;
   version(): Record<string, unknown>;
-  diskUsage(types?: string[]): Record<string, unknown>;
+  diskUsage(types?: string[]): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Buffered events plus a live subscription. */
   subscribe(onEvent: (e: EventLike) => void): { past: EventLike[]; cancel: () => void };
   experimental(): boolean;

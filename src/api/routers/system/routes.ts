@@ -87,14 +87,14 @@ export class SystemRouter implements Router {
     c.res.end('OK');
   }
 
-  private df(c: ApiContext): void {
+  private async df(c: ApiContext): Promise<void> {
     const types = c.query.getAll('type');
     for (const t of types) {
       if (!['container', 'image', 'volume', 'build-cache'].includes(t)) {
         throw invalidArgument(`unknown object type: ${t}`);
       }
     }
-    writeJson(c.res, 200, this.backend.diskUsage(types));
+    writeJson(c.res, 200, await this.backend.diskUsage(types));
   }
 
   private async auth(c: ApiContext): Promise<void> {
