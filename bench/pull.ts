@@ -46,7 +46,9 @@ function startRegistry(root: string, netnsPid?: number): Promise<{ url: string; 
   const cmd = netnsPid ? '/usr/bin/nsenter' : '/usr/bin/docker-registry';
   const args = netnsPid ? [`--net=/proc/${netnsPid}/ns/net`, '/usr/bin/docker-registry', 'serve', cfg] : ['serve', cfg];
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  process.once('exit', () => child.kill('SIGKILL'));
+  const onExit = () => child.kill('SIGKILL');
+  process.once('exit', onExit);
+  child.once('exit', () => process.off('exit', onExit));
   return new Promise((resolve, reject) => {
     let buf = '';
     const t = setTimeout(() => reject(new Error(`registry did not start: ${buf}`)), 15000);
