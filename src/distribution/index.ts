@@ -2,11 +2,18 @@
 // client in ./transport (which has no engine dependencies).
 //
 // The Engine API calls:
-//   const dist = new DistributionService({ layers, images, refs, metadata, tmpDir, ...daemonConfigToDistribution(cfg) });
+//   const dist = new DistributionService({ layers, images, refs, metadata, ...distributionConfigFrom(cfg) });
 //   POST /images/create?fromImage=x&tag=y  → await dist.pull('x:y', { auth: decodeRegistryAuth(hdr), progress, signal })
 //   POST /images/{name}/push?tag=t         → await dist.push('name:t' or 'name', { auth, progress, signal })
 //   POST /auth                             → await dist.login(normalizeAuthConfig(body))  → {Status, IdentityToken?}
 //   SIGHUP                                 → dist.configure({...})
+//
+// Pull pipeline (pull.ts, stage.ts): every layer streams from the registry
+// through digest verification and decompression straight into
+// LayerStore.stage() (layers of 1 MiB and more on a worker thread, which also
+// decompresses them), max-concurrent-downloads at once, no spool files; the
+// staged layers are committed in order as each one and those below it are
+// done. Concurrent pulls share staged layers by blob digest.
 //
 // Layer compression on push: gzip level 1 by default (compressionLevel).
 // dockerd uses Go's gzip default (level 6); level 1 compresses several times
