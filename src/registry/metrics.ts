@@ -68,7 +68,8 @@ export class RegistryMetrics {
     return {
       name,
       getContent: (p: string) => timed('GetContent', () => driver.getContent(p)),
-      putContent: (p: string, c: Buffer | string) => timed('PutContent', () => driver.putContent(p, c)),
+      putContent: (p: string, c: Buffer | string, o?: { sync?: boolean }) =>
+        timed('PutContent', () => driver.putContent(p, c, o)),
       reader: (p: string, o?: number, l?: number) => timed('Reader', () => driver.reader(p, o, l)),
       writer: (p: string, a: boolean): Promise<FileWriter> => timed('Writer', () => driver.writer(p, a)),
       stat: (p: string): Promise<FileInfo> => timed('Stat', () => driver.stat(p)),
@@ -77,6 +78,8 @@ export class RegistryMetrics {
       delete: (p: string) => timed('Delete', () => driver.delete(p)),
       walk: (p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult) =>
         timed('Walk', () => driver.walk(p, fn)),
+      // Cache validation (one stat) is not a driver action worth a histogram sample.
+      ...(driver.versioned ? { versioned: driver.versioned } : {}),
     };
   }
 }

@@ -175,8 +175,13 @@ export class RegistryApp {
   }
 
   /** Runs garbage collection in this process: pushes continue while it marks (see gc.ts). */
-  collectGarbage(opts: Omit<GcOptions, 'gate'> = {}): Promise<GcResult> {
-    return garbageCollect(this.driver, { ...opts, gate: this.storage.gate });
+  async collectGarbage(opts: Omit<GcOptions, 'gate'> = {}): Promise<GcResult> {
+    try {
+      return await garbageCollect(this.driver, { ...opts, gate: this.storage.gate });
+    } finally {
+      // Lookups validate every entry anyway; dropping them all after a sweep also frees their memory.
+      this.storage.blobs.invalidate();
+    }
   }
 
   /** The node:http request listener. */
@@ -510,19 +515,21 @@ export class RegistryApp {
       res.end();
       return;
     }
-    const stream = await this.storage.blobs.open(digest, start, length);
-    await new Promise<void>((resolve) => {
-      stream.on('error', (e) => {
-        this.log.error('blob read failed', { digest, error: String(e) });
-        res.destroy();
-        resolve();
-      });
-      res.on('close', () => {
-        stream.destroy();
-        resolve();
-      });
-      stream.pipe(res);
-    });
+    try {
+      await this.storage.blobs.copyTo(digest, start, length, res);
+    } catch (e) {
+      if (res.destroyed) return; // the client went away
+      if (!res.headersSent && e instanceof Error && e.name === 'PathNotFoundError') {
+        // removed (garbage collection) between the stat and the open
+        for (const h of ['Docker-Content-Digest', 'ETag', 'Accept-Ranges', 'Cache-Control', 'Content-Range'])
+          res.removeHeader(h);
+        throw regError('BLOB_UNKNOWN', { digest });
+      }
+      this.log.error('blob read failed', { digest, error: String(e) });
+      res.destroy();
+      return;
+    }
+    res.end();
   }
 
   private async deleteBlob(res: http.ServerResponse, name: string, ref: string): Promise<void> {

@@ -26,6 +26,29 @@ export interface FileWriter {
 
 export type WalkResult = undefined | 'skip-dir' | 'stop';
 
+/** What identifies one version of a file: a rewrite changes at least one field (see LinkCache). */
+export interface FileVersion {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/**
+ * Optional driver capability for caches of small files (link files, blob
+ * existence) that must still see writes by OTHER processes sharing the root.
+ * The filesystem driver implements it with one stat; a driver without it is
+ * never cached (the in-memory driver, object stores).
+ */
+export interface VersionedFiles {
+  /** A handle for a driver path (validated and resolved once; cache it). */
+  locate(path: string): string;
+  /** Synchronous and cheap: the file's current version, or null when it is missing or not a file. */
+  versionSync(handle: string): FileVersion | null;
+  /** Reads a small file with the version its content belongs to; undefined when missing. */
+  readVersioned(handle: string): Promise<{ data: Buffer; version: FileVersion } | undefined>;
+}
+
 export interface StorageDriver {
   readonly name: string;
   getContent(path: string): Promise<Buffer>;
@@ -47,6 +70,14 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Depth-first, lexical order; the callback may skip a directory or stop. */
   walk(path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
+  /**
+   * Optional fast path for large reads: writes `length` bytes from `offset` to `out`
+   * with backpressure (the filesystem driver reads into reused buffers). Rejects
+   * PathNotFoundError before writing anything when the file is missing.
+   */
+  copyTo?(path: string, offset: number, length: number, out: NodeJS.WritableStream): Promise<void>;
+  /** See VersionedFiles; absent on drivers that cannot answer cheaply. */
+  readonly versioned?: VersionedFiles;
 }
 
 export class PathNotFoundError extends Error {

@@ -1,23 +1,35 @@
 // The filesystem storage driver: driver paths map under `rootdirectory`,
 // exactly as distribution's filesystem driver does, so the two can serve the
-// same tree. putContent is temp file + fsync + rename + fsync(dir).
+// same tree. putContent is temp file + fsync + rename + fsync(dir) (and fsync of
+// the parents of any directory it had to create); with `sync: false` (link
+// files distribution never syncs either) it is temp file + rename.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { errnoCode } from '../../errors/index.js';
-import { atomicWriteFile, TEMP_PREFIX } from '../../fsutil/index.js';
+import { fsyncDir, TEMP_PREFIX } from '../../fsutil/index.js';
 import {
   checkDriverPath,
   type FileInfo,
+  type FileVersion,
   type FileWriter,
   InvalidOffsetError,
   PathNotFoundError,
   type StorageDriver,
+  type VersionedFiles,
   type WalkResult,
 } from './driver.js';
 
 let tmpSeq = 0;
+
+/** Read buffers for copyTo, reused across responses (a few MiB, never freed). */
+const COPY_CHUNK = 1024 * 1024;
+const freeBuffers: Buffer[] = [];
+const takeBuffer = () => freeBuffers.pop() ?? Buffer.allocUnsafeSlow(COPY_CHUNK);
+const giveBuffer = (b: Buffer) => {
+  if (freeBuffers.length < 16) freeBuffers.push(b);
+};
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
@@ -38,27 +50,76 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(p: string, content: Buffer | string, opts: { sync?: boolean } = {}): Promise<void> {
     const f = this.full(p);
-    if (opts.sync === false) {
-      // Link files: write + rename, creating the directory only when it is missing (fewer syscalls).
-      const tmp = `${path.dirname(f)}/${TEMP_PREFIX}${process.pid}-${(tmpSeq++).toString(36)}`;
-      try {
-        await fsp.writeFile(tmp, content, { mode: 0o644 });
-      } catch (e) {
-        if (errnoCode(e) !== 'ENOENT') throw e;
-        await fsp.mkdir(path.dirname(f), { recursive: true, mode: 0o755 });
-        await fsp.writeFile(tmp, content, { mode: 0o644 });
+    const dir = path.dirname(f);
+    const tmp = `${dir}/${TEMP_PREFIX}${process.pid}-${(tmpSeq++).toString(36)}`;
+    const durable = opts.sync !== false;
+    // Write the temp file; create the directory only when it is missing (fewer syscalls).
+    let created: string | undefined;
+    try {
+      await writeTemp(tmp, content, durable);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+      created = await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+      await writeTemp(tmp, content, durable);
+    }
+    try {
+      await fsp.rename(tmp, f);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    if (!durable) return;
+    // The new name is durable once its directory is synced, and every directory this call
+    // created is durable once its parent is.
+    const dirs = [dir];
+    if (created !== undefined) {
+      let d = dir;
+      while (d !== created && d.length > created.length) {
+        d = path.dirname(d);
+        dirs.push(d);
       }
+      dirs.push(path.dirname(created));
+    }
+    await Promise.all(dirs.map((d) => fsyncDir(d)));
+  }
+
+  /** Link files and blob existence: one stat validates a cached read (see LinkCache). */
+  readonly versioned: VersionedFiles = {
+    locate: (p) => this.full(p),
+    versionSync: (f) => {
+      let st: fs.Stats | undefined;
       try {
-        await fsp.rename(tmp, f);
+        st = fs.statSync(f, { throwIfNoEntry: false });
       } catch (e) {
-        await fsp.rm(tmp, { force: true });
+        if (errnoCode(e) === 'ENOTDIR') return null;
         throw e;
       }
-      return;
-    }
-    await fsp.mkdir(path.dirname(f), { recursive: true, mode: 0o755 });
-    await atomicWriteFile(f, content);
-  }
+      return st?.isFile() ? versionOf(st) : null;
+    },
+    readVersioned: async (f) => {
+      let fh: fsp.FileHandle;
+      try {
+        fh = await fsp.open(f, 'r');
+      } catch (e) {
+        if (isMissing(e)) return undefined;
+        throw e;
+      }
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) return undefined;
+        const data = Buffer.allocUnsafe(st.size);
+        let off = 0;
+        while (off < data.length) {
+          const { bytesRead } = await fh.read(data, off, data.length - off, off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
+        return { data: off === data.length ? data : data.subarray(0, off), version: versionOf(st) };
+      } finally {
+        await fh.close();
+      }
+    },
+  };
 
   async reader(p: string, offset = 0, length?: number): Promise<Readable> {
     const f = this.full(p);
@@ -80,6 +141,57 @@ export class FilesystemDriver implements StorageDriver {
     }
     const end = length === undefined ? undefined : offset + length - 1;
     return fh.createReadStream({ start: offset, ...(end !== undefined ? { end } : {}), highWaterMark: 1024 * 1024 });
+  }
+
+  async copyTo(p: string, offset: number, length: number, out: NodeJS.WritableStream): Promise<void> {
+    const f = this.full(p);
+    let fd: number;
+    try {
+      fd = await new Promise<number>((res, rej) => fs.open(f, 'r', (e, fd) => (e ? rej(e) : res(fd))));
+    } catch (e) {
+      throw mapErr(e, p);
+    }
+    // Two buffers: the next read overlaps the previous write; a buffer is reused only after
+    // the socket has taken its bytes (the write callback).
+    let a = takeBuffer();
+    let b = takeBuffer();
+    let closed: Error | undefined;
+    let failPending: ((e: Error) => void) | undefined;
+    // A destroyed response may never call a write back: 'close' settles the wait instead.
+    const onClose = () => {
+      closed ??= new Error('client went away');
+      failPending?.(closed);
+    };
+    out.on('close', onClose);
+    try {
+      let pos = offset;
+      let left = length;
+      let pending: Promise<void> | undefined;
+      while (left > 0) {
+        const want = Math.min(a.length, left);
+        const buf = a;
+        const n = await new Promise<number>((res, rej) =>
+          fs.read(fd, buf, 0, want, pos, (e, n) => (e ? rej(e) : res(n))),
+        );
+        if (n === 0) throw new Error(`${p}: file shorter than expected`);
+        pos += n;
+        left -= n;
+        if (pending) await pending;
+        if (closed) throw closed;
+        pending = new Promise<void>((res, rej) => {
+          failPending = rej;
+          out.write(n === buf.length ? buf : buf.subarray(0, n), (e?: Error | null) => (e ? rej(e) : res()));
+        });
+        pending.catch(() => {}); // awaited after the next read; never an unhandled rejection meanwhile
+        [a, b] = [b, a];
+      }
+      if (pending) await pending;
+    } finally {
+      out.removeListener('close', onClose);
+      fs.close(fd, () => {});
+      giveBuffer(a);
+      giveBuffer(b);
+    }
   }
 
   async writer(p: string, append: boolean): Promise<FileWriter> {
@@ -198,6 +310,31 @@ class FsWriter implements FileWriter {
     await fsp.rm(this.file, { force: true });
   }
 }
+
+async function writeTemp(tmp: string, content: Buffer | string, durable: boolean): Promise<void> {
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    await fh.writeFile(content);
+    if (durable) await fh.sync();
+    ok = true;
+  } finally {
+    await fh.close();
+    if (!ok) await fsp.rm(tmp, { force: true });
+  }
+}
+
+const versionOf = (st: fs.Stats): FileVersion => ({
+  ino: st.ino,
+  size: st.size,
+  mtimeMs: st.mtimeMs,
+  ctimeMs: st.ctimeMs,
+});
+
+const isMissing = (e: unknown) => {
+  const code = errnoCode(e);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
 
 function mapErr(e: unknown, p: string): unknown {
   const code = errnoCode(e);

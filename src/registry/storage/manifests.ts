@@ -245,21 +245,26 @@ export class ManifestStore {
         { message: `manifest unknown to registry: ${missingChild.digest}` },
       );
     }
-    // Content first, then the revision link (and the tag's index entry), then the tag's current
-    // link: a reader never follows a link to missing bytes.
-    await this.blobs.put(body);
-    await Promise.all([
-      this.blobs.writeLink(pathFor({ kind: 'revisionLink', name, digest: canonical }), canonical),
-      reference.tag
-        ? this.blobs.writeLink(
-            pathFor({ kind: 'tagIndexLink', name, tag: reference.tag, digest: canonical }),
-            canonical,
-          )
-        : undefined,
+    // Content first, then the revision link, then the tag's current link (with its index entry):
+    // a reader never follows a link to missing bytes. The bytes and the revision link are
+    // content-addressed, so what already holds the right content is not written again. The
+    // bytes, a new revision link and the tag's current link are durable before the 201 (the
+    // tag's index entry is history distribution keeps; it is written but not synced).
+    const tag = reference.tag;
+    const revPath = pathFor({ kind: 'revisionLink', name, digest: canonical });
+    const curPath = tag === undefined ? undefined : pathFor({ kind: 'tagCurrentLink', name, tag });
+    const idxPath = tag === undefined ? undefined : pathFor({ kind: 'tagIndexLink', name, tag, digest: canonical });
+    const [, rev, cur, idx] = await Promise.all([
+      this.blobs.put(body, canonical),
+      this.blobs.readLink(revPath),
+      curPath && this.blobs.readLink(curPath),
+      idxPath && this.blobs.readLink(idxPath),
     ]);
-    if (reference.tag) {
-      await this.blobs.writeLink(pathFor({ kind: 'tagCurrentLink', name, tag: reference.tag }), canonical);
-    }
+    if (rev !== canonical) await this.blobs.writeLink(revPath, canonical, true);
+    await Promise.all([
+      idxPath && idx !== canonical ? this.blobs.writeLink(idxPath, canonical) : undefined,
+      curPath && cur !== canonical ? this.blobs.writeLink(curPath, canonical, true) : undefined,
+    ]);
     this.infos.set(canonical, info);
     this.cacheBytes(canonical, body);
     return { digest: canonical, ...(info.subject ? { subject: info.subject } : {}) };
@@ -268,7 +273,12 @@ export class ManifestStore {
   /** Deletes a revision and every tag pointing at it. False when unknown. */
   async delete(name: string, digest: Digest): Promise<boolean> {
     if (!(await this.exists(name, digest))) return false;
-    await this.driver.delete(pathFor({ kind: 'revisionLink', name, digest }));
+    const rev = pathFor({ kind: 'revisionLink', name, digest });
+    try {
+      await this.driver.delete(rev);
+    } finally {
+      this.blobs.cache?.forget(rev);
+    }
     for (const tag of (await this.tags(name)) ?? []) {
       if ((await this.resolveTag(name, tag)) === digest) await this.untag(name, tag);
     }
@@ -276,12 +286,15 @@ export class ManifestStore {
   }
 
   async untag(name: string, tag: string): Promise<boolean> {
+    const dir = pathFor({ kind: 'tagDir', name, tag });
     try {
-      await this.driver.delete(pathFor({ kind: 'tagDir', name, tag }));
+      await this.driver.delete(dir);
       return true;
     } catch (e) {
       if (isPathNotFound(e)) return false;
       throw e;
+    } finally {
+      this.blobs.cache?.forgetUnder(dir);
     }
   }
 
