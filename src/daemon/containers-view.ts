@@ -40,12 +40,12 @@ const ACCEPTED = [
 const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
 const HEALTH = new Set(['starting', 'healthy', 'unhealthy', 'none']);
 
-function mountsOf(c: Container): Array<Record<string, unknown>> {
+function mountsOf(c: Container, volumePath: (name: string) => string): Array<Record<string, unknown>> {
   return Object.values(c.MountPoints).map((m) => {
     const mode = m.Relabel ?? (m.Type === 'volume' ? 'z' : '');
     const o: Record<string, unknown> = { Type: m.Type };
     if (m.Type === 'volume') o.Name = m.Name;
-    o.Source = m.Source;
+    o.Source = m.Source || (m.Type === 'volume' && m.Name ? volumePath(m.Name) : '');
     o.Destination = m.Destination;
     if (m.Type === 'volume') o.Driver = m.Driver || 'local';
     o.Mode = mode;
@@ -132,7 +132,7 @@ export class ContainerViews {
         Status: humanStatus(st),
         HostConfig: { NetworkMode: c.HostConfig.NetworkMode ?? 'none' },
         NetworkSettings: { Networks: c.NetworkSettings.Networks },
-        Mounts: mountsOf(c),
+        Mounts: mountsOf(c, (n) => this.core.d.volumes.local.dataPath(n)),
       };
       if (o.size) {
         const sz = await this.sizes(c);
@@ -214,7 +214,7 @@ export class ContainerViews {
       out.SizeRw = sz.rw;
       out.SizeRootFs = sz.root;
     }
-    out.Mounts = mountsOf(c);
+    out.Mounts = mountsOf(c, (n) => this.core.d.volumes.local.dataPath(n));
     out.Config = c.toJSON().Config;
     out.NetworkSettings = {
       Bridge: ns.Bridge,
