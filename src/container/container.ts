@@ -120,13 +120,15 @@ export class Container {
   /** Writes config.v2.json (0600) and hostconfig.json (0644) atomically. */
   toDisk(): void {
     this.ensureDirs();
-    atomicWriteFileSync(this.path(CONFIG_FILE), JSON.stringify(this.toJSON()), { mode: 0o600 });
+    // like moby's AtomicWriteFile: the file is synced, the directory is not
+    atomicWriteFileSync(this.path(CONFIG_FILE), JSON.stringify(this.toJSON()), { mode: 0o600, syncDir: false });
     this.writeHostConfig();
   }
 
   writeHostConfig(): void {
     atomicWriteFileSync(this.path(HOSTCONFIG_FILE), JSON.stringify(canonicalHostConfig(this.HostConfig)), {
       mode: 0o644,
+      syncDir: false,
     });
   }
 

@@ -107,9 +107,9 @@ export interface NetworkFiles {
 
 /** Writes hostname, hosts, resolv.conf and resolv.conf.hash into `dir`. */
 export function writeNetworkFiles(dir: string, f: NetworkFiles): void {
-  atomicWriteFileSync(`${dir}/hostname`, f.hostname, { mode: 0o644 });
-  atomicWriteFileSync(`${dir}/hosts`, f.hosts, { mode: 0o644 });
-  atomicWriteFileSync(`${dir}/resolv.conf`, f.resolvConf, { mode: 0o644 });
+  atomicWriteFileSync(`${dir}/hostname`, f.hostname, { mode: 0o644, syncDir: false });
+  atomicWriteFileSync(`${dir}/hosts`, f.hosts, { mode: 0o644, syncDir: false });
+  atomicWriteFileSync(`${dir}/resolv.conf`, f.resolvConf, { mode: 0o644, syncDir: false });
   atomicWriteFileSync(`${dir}/resolv.conf.hash`, `sha256:${createHash('sha256').update(f.resolvConf).digest('hex')}`, {
     mode: 0o644,
   });

@@ -5,6 +5,7 @@
 // as long as the task runs: a shim exits when its container stops while
 // nobody is connected.
 import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Container,
@@ -108,7 +109,8 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
       labels: c.Config.Labels ?? {},
       env: c.Config.Env ?? [],
     });
-    await runtime.delete(c.ID, { force: true }).catch(() => {});
+    // a previous run's runtime state (berthd died before deleting it)
+    if (fs.existsSync(path.join(runtime.root, c.ID))) await runtime.delete(c.ID, { force: true }).catch(() => {});
     for (const f of ['shim.sock', 'state.json', 'shim.pid', 'init.pid']) fs.rmSync(`${bundle}/${f}`, { force: true });
     const shim = await Shim.spawn({
       id: c.ID,
