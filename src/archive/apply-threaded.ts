@@ -114,18 +114,37 @@ export async function applyLayerOffThread(tar: Readable, dest: string, opts: Off
   post({ t: 'start', dest, opts: plain, ...(compression && compression !== 'none' ? { compression } : {}) });
   try {
     try {
-      for await (const c of tar as AsyncIterable<Buffer>) {
-        if (settled) break;
-        let u: Uint8Array;
-        if (transferChunks && c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.byteLength >= 4096) u = c;
-        else {
-          u = Buffer.allocUnsafeSlow(c.length);
-          u.set(c);
-        }
-        inflight += u.length;
-        post({ t: 'data', chunk: u }, [u.buffer as ArrayBuffer]);
-        while (inflight > MAX_INFLIGHT && !settled) await new Promise<void>((r) => (waiter = r));
-      }
+      // flowing mode: chunks arrive as written (a read() loop would concatenate what is buffered: a copy)
+      await new Promise<void>((resolve, reject) => {
+        let ended = false;
+        tar.on('data', (c: Buffer) => {
+          if (settled) return;
+          let u: Uint8Array;
+          if (transferChunks && c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.byteLength >= 4096) {
+            u = c;
+          } else {
+            u = Buffer.allocUnsafeSlow(c.length);
+            u.set(c);
+          }
+          inflight += u.length;
+          post({ t: 'data', chunk: u }, [u.buffer as ArrayBuffer]);
+          if (inflight > MAX_INFLIGHT && !settled) {
+            tar.pause();
+            waiter = () => {
+              if (!settled) tar.resume();
+            };
+          }
+        });
+        tar.once('end', () => {
+          ended = true;
+          resolve();
+        });
+        tar.once('error', reject);
+        tar.once('close', () => {
+          if (ended || settled) resolve();
+          else reject(new Error('layer stream closed before its end'));
+        });
+      });
       if (!settled) post({ t: 'end' });
     } catch (e) {
       if (failure) throw failure; // we destroyed the stream because the job had failed

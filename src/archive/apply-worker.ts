@@ -71,7 +71,8 @@ port.on('message', (m: ToWorker) => {
           m.compression === 'gzip'
             ? zlib.createGunzip({
                 chunkSize: 512 << 10,
-                readableHighWaterMark: 2 << 20,
+                // one output chunk buffered: the extractor reads whole chunks (no concatenation), zlib works on the next
+                readableHighWaterMark: 512 << 10,
                 writableHighWaterMark: 1 << 20,
               } as zlib.ZlibOptions)
             : decompressor('zstd')!;
