@@ -195,7 +195,8 @@ async function handleExit(
     transitions.setRestarting(c, exit);
     transitions.incrementRestartCount(c);
   } else transitions.setStopped(c, exit);
-  if (!c.State.RemovalInProgress) c.toDisk();
+  // an --rm container is about to go: no need to persist its exit
+  if (!c.State.RemovalInProgress && (decision.restart || !c.HostConfig.AutoRemove || core.closing)) c.toDisk();
   core.event(c, 'die', { exitCode: String(exit.exitCode) });
   core.bus.emit(`exit:${c.ID}`, { exitCode: exit.exitCode });
   if (decision.restart) {

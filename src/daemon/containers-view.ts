@@ -58,14 +58,17 @@ function mountsOf(c: Container, volumePath: (name: string) => string): Array<Rec
 export class ContainerViews {
   constructor(private readonly core: ContainersCore) {}
 
-  private imageName(c: Container): string {
+  /** Config.Image while it still names the container's image, else the image ID (moby). */
+  private imageName(c: Container, cache: Map<string, string | undefined>): string {
     const want = c.Config.Image ?? '';
-    try {
-      if (this.core.d.images.service.getImage(want).id === c.Image) return want;
-    } catch {
-      // the reference moved or was removed
+    if (!cache.has(want)) {
+      try {
+        cache.set(want, this.core.d.images.service.getImage(want).id);
+      } catch {
+        cache.set(want, undefined); // the reference moved or was removed
+      }
     }
-    return c.Image;
+    return cache.get(want) === c.Image ? want : c.Image;
   }
 
   /** GET /containers/json. */
@@ -94,6 +97,7 @@ export class ContainerViews {
     const all = o.all || (o.limit ?? 0) > 0 || f.contains('status') || f.contains('exited');
     const rx = (vals: string[], s: string) => vals.length === 0 || vals.some((v) => new RegExp(v).test(s));
     const out: unknown[] = [];
+    const images = new Map<string, string | undefined>();
     const list = store.all().sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
     for (const c of list) {
       const st = c.State;
@@ -122,7 +126,7 @@ export class ContainerViews {
       const s: Record<string, unknown> = {
         Id: c.ID,
         Names: [c.Name],
-        Image: this.imageName(c),
+        Image: this.imageName(c, images),
         ImageID: c.Image,
         Command: c.Args.length ? `${c.Path} ${c.Args.join(' ')}` : c.Path,
         Created: Math.floor(Date.parse(c.Created) / 1000),

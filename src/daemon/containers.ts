@@ -298,21 +298,14 @@ export class ContainerService extends ContainersCore implements ContainerUsage {
       resetRestartManager(this, c, false);
       transitions.setRemovalInProgress(c);
       await this.cleanupContainer(c, !!opts.volumes);
-      transitions.setDead(c);
-      this.event(c, 'destroy');
-      this.bus.emit(`removed:${c.ID}`, c.State.ExitCode);
     });
   }
 
+  /**
+   * Forgets the container (the API no longer shows it, `wait removed` returns),
+   * then deletes its files and its RW layer (moby cleanupContainer).
+   */
   private async cleanupContainer(c: Container, removeVolumes: boolean): Promise<void> {
-    try {
-      await this.d.layers.releaseRWLayer(c.ID);
-    } catch (e) {
-      transitions.resetRemovalInProgress(c);
-      throw new BerthError('internal', `unable to remove filesystem for ${c.ID}: ${(e as Error).message}`);
-    }
-    fs.rmSync(c.root, { recursive: true, force: true });
-    fs.rmSync(this.stateDir(c.ID), { recursive: true, force: true });
     this.d.store.delete(c.ID);
     this.restartManagers.delete(c.ID);
     for (const mp of Object.values(c.MountPoints)) {
@@ -326,6 +319,16 @@ export class ContainerService extends ContainersCore implements ContainerUsage {
         // in use elsewhere: kept (moby ignores this error)
       }
     }
+    transitions.setDead(c);
+    this.event(c, 'destroy');
+    this.bus.emit(`removed:${c.ID}`, c.State.ExitCode);
+    try {
+      await this.d.layers.releaseRWLayer(c.ID);
+    } catch (e) {
+      this.log.error('unable to remove filesystem', { id: c.ID, error: (e as Error).message });
+    }
+    fs.rmSync(c.root, { recursive: true, force: true });
+    fs.rmSync(this.stateDir(c.ID), { recursive: true, force: true });
   }
 
   async rename(ref: string, newName: string): Promise<void> {
