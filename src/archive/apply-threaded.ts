@@ -24,7 +24,15 @@ const MAX_IDLE = 4;
 const idle: Worker[] = [];
 
 function spawnWorker(): Worker {
-  return new Worker(new URL('./apply-worker.js', import.meta.url));
+  const w = new Worker(new URL('./apply-worker.js', import.meta.url));
+  // a worker that dies while idle is never handed out
+  const forget = () => {
+    const i = idle.indexOf(w);
+    if (i >= 0) idle.splice(i, 1);
+  };
+  w.once('exit', forget);
+  w.on('error', forget);
+  return w;
 }
 
 /** Starts idle workers ahead of need (up to `n` idle in all), e.g. while a pull fetches its manifest. */
@@ -32,10 +40,6 @@ export function prewarmApplyWorkers(n: number): void {
   while (idle.length < Math.min(n, MAX_IDLE)) {
     const w = spawnWorker();
     w.unref();
-    w.once('error', () => {
-      const i = idle.indexOf(w);
-      if (i >= 0) idle.splice(i, 1);
-    });
     idle.push(w);
   }
 }
