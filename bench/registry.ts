@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { machineNote } from './util.js';
+import { machineNote, settle } from './util.js';
 
 const secs = Number(process.argv[2] ?? 8);
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'berth-bench-registry-'));
@@ -242,6 +242,9 @@ async function runOne(s: Server, big: Buffer, monoFile: string, chunkFile: strin
     if (n) errors.push(`${label}: ${n} non-2xx`);
   };
 
+  // Every phase starts with clean page cache writeback (sync): the previous phase's dirty pages
+  // (uploads write hundreds of MB) must not be flushed inside the next phase's fsyncs or timings.
+  settle();
   // manifest GET, 16 connections
   let r = await wrk(s.pid, ['-t2', '-c16', `-d${secs}s`, '-H', `Accept: ${mt}`, `${s.url}/v2/bench/app/manifests/v1`]);
   row.manifestRps = reqPerSec(r.out);
@@ -249,6 +252,7 @@ async function runOne(s: Server, big: Buffer, monoFile: string, chunkFile: strin
   peak = Math.max(peak, r.peakMiB);
 
   // blob GET, 100 MB, 4 connections
+  settle();
   r = await wrk(s.pid, ['-t2', '-c4', `-d${secs}s`, '--timeout', '30s', `${s.url}/v2/bench/app/blobs/${sha(big)}`]);
   row.blobMBps = transferMBps(r.out);
   note('blob GET', r.out);
@@ -262,6 +266,7 @@ async function runOne(s: Server, big: Buffer, monoFile: string, chunkFile: strin
     ['chunked', chunkFile, 5 * 1024 * 1024],
   ] as const) {
     const data = fs.readFileSync(file);
+    settle();
     r = await wrk(s.pid, ['-t4', '-c4', `-d${secs}s`, '--timeout', '60s', '-s', lua, s.url], {
       BENCH_FILE: file,
       BENCH_DIGEST: sha(data),
@@ -280,6 +285,7 @@ async function runOne(s: Server, big: Buffer, monoFile: string, chunkFile: strin
   }
 
   // 1,000 tag PUTs, 16 in flight
+  settle();
   const t0 = process.hrtime.bigint();
   let next = 0;
   let failed = 0;
@@ -299,6 +305,7 @@ async function runOne(s: Server, big: Buffer, monoFile: string, chunkFile: strin
   peak = Math.max(peak, rssMiB(s.pid));
 
   // tags/list of 1,000 tags
+  settle();
   r = await wrk(s.pid, ['-t2', '-c16', `-d${secs}s`, `${s.url}/v2/bench/tags/tags/list`]);
   row.tagsListRps = reqPerSec(r.out);
   note('tags/list', r.out);

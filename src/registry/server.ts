@@ -518,7 +518,11 @@ export class RegistryApp {
     try {
       await this.storage.blobs.copyTo(digest, start, length, res);
     } catch (e) {
-      if (res.destroyed) return; // the client went away
+      const code = (e as { code?: string }).code;
+      if (res.destroyed || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED') {
+        res.destroy(); // the client went away
+        return;
+      }
       if (!res.headersSent && e instanceof Error && e.name === 'PathNotFoundError') {
         // removed (garbage collection) between the stat and the open
         for (const h of ['Docker-Content-Digest', 'ETag', 'Accept-Ranges', 'Cache-Control', 'Content-Range'])

@@ -16,6 +16,8 @@ export interface FileWriter {
   /** Bytes in the file, including what was there before an append. */
   readonly size: number;
   write(chunk: Buffer): Promise<void>;
+  /** Optional: writes several chunks in order with one call (the filesystem driver's writev). */
+  writev?(chunks: Buffer[]): Promise<void>;
   /** Makes the content readable (and durable unless `sync: false`) and closes the writer. */
   commit(opts?: { sync?: boolean }): Promise<void>;
   /** Closes without committing (an append stays resumable on the filesystem driver). */

@@ -8,7 +8,7 @@ import { KeyedMutex } from '../../concurrency/index.js';
 import { type Digest, digestAlgorithm } from '../../oci/index.js';
 import { regError } from '../errors.js';
 import type { BlobDescriptor, BlobStore } from './blobs.js';
-import { isPathNotFound, type StorageDriver } from './driver.js';
+import { type FileWriter, isPathNotFound, type StorageDriver } from './driver.js';
 import type { WriteGate } from './gate.js';
 import { pathFor } from './paths.js';
 
@@ -25,6 +25,12 @@ export function formatStartedAt(d: Date): string {
 }
 
 const MAX_HASH_STATES = 4096;
+/** Bytes of a body buffered while the previous write is in flight before reading pauses. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+
+async function writeEach(w: FileWriter, chunks: Buffer[]): Promise<void> {
+  for (const c of chunks) await w.write(c);
+}
 
 export class UploadStore {
   /** Running sha256 of each upload this process has seen from byte 0 (key name\0id). */
@@ -40,9 +46,12 @@ export class UploadStore {
   async create(name: string): Promise<UploadStatus> {
     const id = randomUUID();
     const startedAt = new Date();
-    await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name, id }), formatStartedAt(startedAt));
+    // A session is not worth an fsync: lost in a crash, the client starts the upload again.
+    await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name, id }), formatStartedAt(startedAt), {
+      sync: false,
+    });
     const w = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), false);
-    await w.commit();
+    await w.commit({ sync: false });
     this.remember(name, id, createHash('sha256'), 0);
     return { id, name, size: 0, startedAt };
   }
@@ -102,18 +111,55 @@ export class UploadStore {
     const w = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), true);
     let wrote = 0;
     const limit = opts.length;
+    // The body keeps being read while the previous batch is written: chunks that arrive
+    // meanwhile are written together by the next call (one writev instead of one write each).
+    const queued: Buffer[] = [];
+    let queuedBytes = 0;
+    let inflight: Promise<void> | undefined;
+    const ws: { failure?: { e: unknown } } = {}; // set by a write's callback
+    const check = () => {
+      if (ws.failure) throw ws.failure.e;
+    };
+    const flush = () => {
+      const batch = queued.splice(0);
+      queuedBytes = 0;
+      const p = (w.writev && batch.length > 1 ? w.writev(batch) : writeEach(w, batch)).then(
+        () => {
+          if (inflight === p) inflight = undefined;
+        },
+        (e: unknown) => {
+          ws.failure ??= { e };
+          if (inflight === p) inflight = undefined;
+        },
+      );
+      inflight = p;
+    };
     try {
-      for await (const chunk of body) {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        check();
         if (limit !== undefined && wrote + chunk.length > limit) {
           throw regError('SIZE_INVALID', { declared: limit }, { message: 'chunk is larger than its declared length' });
         }
-        await w.write(chunk);
         hash?.update(chunk);
         wrote += chunk.length;
+        queued.push(chunk);
+        queuedBytes += chunk.length;
+        if (!inflight) flush();
+        else if (queuedBytes >= MAX_QUEUED_BYTES) {
+          await inflight; // backpressure: the socket is not read while this much waits for the disk
+          check();
+          flush();
+        }
+      }
+      while (inflight || queued.length) {
+        if (inflight) await inflight;
+        check();
+        if (queued.length) flush();
       }
       // No fsync per chunk: the data is synced once, before the commit makes it a blob.
       await w.commit({ sync: false });
     } catch (e) {
+      if (inflight) await inflight;
       await w.close().catch(() => {});
       throw e;
     }
