@@ -54,6 +54,12 @@ describe('docker CLI against berthd (containers, volumes)', { skip, timeout: 230
       'uid=1000(user1) gid=1000(user1) groups=1000(user1),2000(extra)\n',
     );
     assert.equal((await ok(['ps', '-aq'])).trim(), '', 'every --rm container is gone');
+    // the 20.10 CLI (API 1.41) for the everyday verbs
+    await ok(['run', '-d', '--name', 'old-cli', IMG, 'sh', '-c', 'echo started; sleep 300'], undefined, CLI20);
+    assert.equal(await ok(['exec', '-i', 'old-cli', 'cat'], 'in\n', CLI20), 'in\n');
+    await until(async () => (await ok(['logs', 'old-cli'], undefined, CLI20)) === 'started\n');
+    assert.match(await ok(['ps', '--format', '{{.Names}} {{.State}}'], undefined, CLI20), /^old-cli running\n$/);
+    await ok(['rm', '-f', 'old-cli'], undefined, CLI20);
   });
 
   test('run -d, logs -f, stop; docker logs options', async () => {
