@@ -3,9 +3,10 @@
 // DistributionService vs the reference dockerd (docker pull/push inside its
 // network namespace, from a registry listening there on the same storage).
 // Not a test: prints numbers. Run: node dist/bench/pull.js [MB] [--runs N] [--berth-only]
-// With --runs N (default 3) berth and the reference alternate N times (pull
-// and push each); medians are reported, with the load average before and
-// after, since the machine is shared. --berth-only skips the reference
+// With --runs N (default 3) berth and the reference take turns N times (pull
+// and push each; who goes first alternates), after one untimed warm-up round
+// (--no-warmup skips it); medians are reported, with load averages, since the
+// machine is shared. --berth-only skips the reference
 // (profiling: node --cpu-prof dist/bench/pull.js 200 --berth-only --runs 1).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +30,7 @@ const opt = (n: string) => {
 const MB = Number(argv.find((a) => /^\d+$/.test(a) && argv[argv.indexOf(a) - 1] !== '--runs') ?? 200);
 const RUNS = Math.max(1, Number(opt('--runs') ?? 3));
 const BERTH_ONLY = flag('--berth-only');
+const WARMUP = !flag('--no-warmup');
 const loadavg = () =>
   os
     .loadavg()
@@ -125,8 +127,9 @@ async function main() {
     };
     console.log(`load average before: ${loadavg()}`);
     try {
-      for (let run = 1; run <= RUNS; run++) {
-        // berth: a fresh data-root each run (cold pull), then a push to an empty repository
+      const label = (run: number) => (run === 0 ? 'warm-up (not counted)' : `run ${run}`);
+      // berth: a fresh data-root each run (cold pull), then a push to an empty repository
+      const berthRun = async (run: number) => {
         const e = await openEngine({ retryBaseMs: 1000, maxAttempts: 5 });
         roots.push(e.root);
         try {
@@ -138,14 +141,15 @@ async function main() {
           res.berthPull.push(bp);
           res.berthPush.push(bu);
           console.log(
-            `run ${run}: berth pull ${bp.toFixed(2)} s (${(MB / bp).toFixed(0)} MB/s), push ${bu.toFixed(2)} s; load ${loadavg()}`,
+            `${label(run)}: berth pull ${bp.toFixed(2)} s (${(MB / bp).toFixed(0)} MB/s), push ${bu.toFixed(2)} s; load ${loadavg()}`,
           );
         } finally {
           await e.close();
         }
-        if (why) continue;
-        // the reference: a fresh daemon (cold pull), its registries inside its network
-        // namespace on the same storage, push to an empty registry root
+      };
+      // the reference: a fresh daemon (cold pull), its registries inside its network
+      // namespace on the same storage, push to an empty registry root
+      const refRun = async (run: number) => {
         const d = await ReferenceDockerd.start({ baseDir: BASE });
         daemons.push(d);
         spawnSync('nsenter', [`--net=/proc/${d.pid}/ns/net`, 'ip', 'link', 'set', 'lo', 'up']);
@@ -167,11 +171,24 @@ async function main() {
           const ru = Number(process.hrtime.bigint() - t1) / 1e9;
           res.refPull.push(rp);
           res.refPush.push(ru);
-          console.log(`run ${run}: reference pull ${rp.toFixed(2)} s, push ${ru.toFixed(2)} s; load ${loadavg()}`);
+          console.log(`${label(run)}: reference pull ${rp.toFixed(2)} s, push ${ru.toFixed(2)} s; load ${loadavg()}`);
         } finally {
           inner.child.kill('SIGTERM');
           inner2.child.kill('SIGTERM');
           await d.stop();
+        }
+      };
+      // the order alternates: whoever goes first in a run meets the file system right after the
+      // other's writes (and, in run 1, right after the previous benchmark's clean-up)
+      // run 0 is an untimed warm-up of both (discarded), for the same reason
+      for (let run = WARMUP ? 0 : 1; run <= RUNS; run++) {
+        if (run === 1) for (const xs of Object.values(res)) xs.length = 0;
+        if (why || run % 2 === 1) {
+          await berthRun(run);
+          if (!why) await refRun(run);
+        } else {
+          await refRun(run);
+          await berthRun(run);
         }
       }
     } finally {
