@@ -3,6 +3,8 @@
 // ones that stopped while berthd was away, re-take volume references, start
 // containers whose restart policy says so; at shutdown either leave running
 // containers to their shims (live-restore) or stop them within shutdown-timeout.
+import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Container, RestartManager, transitions } from '../container/index.js';
 import { ShimClient } from '../runtime/index.js';
@@ -138,6 +140,24 @@ export async function shutdownContainers(svc: ContainerService): Promise<void> {
     return stopTask(svc, c, Math.min(c.Config.StopTimeout ?? 10, limit)).catch(() => {});
   });
   await Promise.race([Promise.all(all), sleep((limit + 5) * 1000, undefined, { ref: false })]);
+  if (svc.tasks.size === 0 && !svc.cfg.cgroupParent && svc.cgroupDriver() === 'cgroupfs') removeParentCgroups();
+}
+
+/** The `/berth` parent cgroups runc created, when no container (of any berthd) is left in them. */
+function removeParentCgroups(): void {
+  let ctls: string[] = [];
+  try {
+    ctls = fs.readdirSync('/sys/fs/cgroup');
+  } catch {
+    return;
+  }
+  for (const ctl of ['', ...ctls]) {
+    try {
+      fs.rmdirSync(path.join('/sys/fs/cgroup', ctl, 'berth')); // fails (EBUSY/ENOTEMPTY) while in use
+    } catch {
+      // in use, or not there
+    }
+  }
 }
 
 /** Whether any container still has a task (live-restore keeps layer mounts for them). */

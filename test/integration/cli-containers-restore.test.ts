@@ -3,7 +3,7 @@
 // next berthd reattaches (ps, logs -f, stop); without live-restore a SIGTERM
 // stops containers and the next start brings back `--restart always` ones.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -61,6 +61,19 @@ describe('berthd restart with running containers', { skip, timeout: 200_000 }, (
       // last resort: no live-restore left so the containers get stopped
       const ids = (await b.docker(CLI28, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
       if (ids.length) await b.docker(CLI28, ['rm', '-f', ...ids]);
+    }
+    await b?.stop();
+    // a failed run can leave a live-restored container behind: kill it by its init and shim pids
+    const cdir = path.join(dir, 'exec', 'containers');
+    for (const id of fs.existsSync(cdir) ? fs.readdirSync(cdir) : []) {
+      for (const f of ['init.pid', 'shim.pid']) {
+        try {
+          process.kill(Number(fs.readFileSync(path.join(cdir, id, f), 'utf8')), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      spawnSync('/usr/sbin/runc', ['--root', path.join(dir, 'exec', 'runtime-runc'), 'delete', '--force', id]);
     }
     await b?.destroy();
     if (dir) await fsp.rm(dir, { recursive: true, force: true });
