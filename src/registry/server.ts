@@ -7,12 +7,13 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type Logger, nullLogger } from '../log/index.js';
 import { type Digest, isIndexMediaType, MediaType } from '../oci/index.js';
-import { type AccessController, accessFor, HtpasswdController, TokenController } from './auth/index.js';
+import { type AccessController, accessFor } from './auth/access.js';
 import { parseAddr, type RegistryConfig } from './config.js';
 import { errorEnvelope, RegistryError, regError } from './errors.js';
 import { type GcOptions, type GcResult, garbageCollect } from './gc.js';
-import { RegistryMetrics } from './metrics.js';
-import { CachedNow, ProxyCache } from './proxy/proxy.js';
+import type { RegistryMetrics } from './metrics.js';
+import { CachedNow } from './proxy/cached-now.js';
+import type { ProxyCache } from './proxy/proxy.js';
 import {
   checkDigest,
   checkName,
@@ -95,6 +96,11 @@ export interface RegistryAppOptions {
   metrics?: RegistryMetrics;
   /** Pull-through cache mode (proxy.remoteurl): pushes are refused. */
   proxy?: ProxyOptionsLike;
+  /**
+   * The ProxyCache class, required with `proxy`: startRegistry loads it only for a
+   * pull-through cache (it brings undici, ~18 MiB of resident memory).
+   */
+  proxyClass?: typeof ProxyCache;
 }
 
 type ProxyOptionsLike = ConstructorParameters<typeof ProxyCache>[1];
@@ -153,13 +159,15 @@ export class RegistryApp {
     this.storage = new RegistryStorage(opts.metrics ? opts.metrics.instrument(driver) : driver);
     this.log = opts.logger ?? nullLogger;
     this.auth = opts.auth;
-    this.proxy = opts.proxy
-      ? new ProxyCache(this.storage, {
-          ...opts.proxy,
-          ...(opts.metrics ? { metrics: opts.metrics } : {}),
-          logger: this.log,
-        })
-      : undefined;
+    if (opts.proxy && !opts.proxyClass) throw new Error('RegistryApp: proxy needs proxyClass');
+    this.proxy =
+      opts.proxy && opts.proxyClass
+        ? new opts.proxyClass(this.storage, {
+            ...opts.proxy,
+            ...(opts.metrics ? { metrics: opts.metrics } : {}),
+            logger: this.log,
+          })
+        : undefined;
   }
 
   /** Health: the storage driver answers (distribution's storagedriver check). */
@@ -756,15 +764,21 @@ export async function startRegistry(
 ): Promise<RunningRegistry> {
   const logger = deps.logger ?? nullLogger;
   let auth: AccessController | undefined;
+  // Auth, metrics (prom-client) and the pull-through cache (undici) are loaded only when
+  // configured: together they are ~30 MiB of resident memory a plain registry does not need.
   if (cfg.auth?.htpasswd) {
     const h = cfg.auth.htpasswd;
+    const { HtpasswdController } = await import('./auth/htpasswd.js');
     auth = new HtpasswdController(h.realm, h.path, h.anonymousread);
   } else if (cfg.auth?.token) {
     const t = cfg.auth.token;
+    const { TokenController } = await import('./auth/token.js');
     auth = new TokenController(t.realm, t.service, t.issuer, t.rootcertbundle);
   }
   const accessLog = cfg.log.accessLogDisabled ? undefined : deps.accessLog;
-  const metrics = deps.metrics ?? (cfg.http.debug?.prometheus.enabled ? new RegistryMetrics() : undefined);
+  const metrics =
+    deps.metrics ??
+    (cfg.http.debug?.prometheus.enabled ? new (await import('./metrics.js')).RegistryMetrics() : undefined);
   const app = new RegistryApp(deps.driver, {
     deleteEnabled: cfg.storage.deleteEnabled,
     readOnly: cfg.storage.readOnly,
@@ -775,6 +789,7 @@ export async function startRegistry(
     ...(metrics ? { metrics } : {}),
     ...(cfg.proxy
       ? {
+          proxyClass: (await import('./proxy/proxy.js')).ProxyCache,
           proxy: {
             remoteurl: cfg.proxy.remoteurl,
             ...(cfg.proxy.username !== undefined ? { username: cfg.proxy.username } : {}),

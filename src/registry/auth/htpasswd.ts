@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import bcrypt from 'bcryptjs';
 import { invalidArgument } from '../../errors/index.js';
-import type { Access, AccessController, AuthContext } from './index.js';
-import { unauthorized } from './index.js';
+import type { Access, AccessController, AuthContext } from './access.js';
+import { unauthorized } from './access.js';
 
 export function parseHtpasswd(text: string, file: string): Map<string, string> {
   const users = new Map<string, string>();

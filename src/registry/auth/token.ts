@@ -12,8 +12,8 @@ import { createHash, createPublicKey, type KeyObject, verify, X509Certificate } 
 import fs from 'node:fs';
 import type http from 'node:http';
 import { invalidArgument } from '../../errors/index.js';
-import type { Access, AccessController, AuthContext } from './index.js';
-import { scopeString, unauthorized } from './index.js';
+import type { Access, AccessController, AuthContext } from './access.js';
+import { scopeString, unauthorized } from './access.js';
 
 const LEEWAY_S = 60;
 const ALGS: Record<string, { hash: string; kind: 'rsa' | 'ec' }> = {

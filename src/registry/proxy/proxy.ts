@@ -23,6 +23,7 @@ import { RegistryError, regError } from '../errors.js';
 import type { RegistryMetrics } from '../metrics.js';
 import { checkDigest, isPathNotFound, listRepositories, pathFor, type RegistryStorage } from '../storage/index.js';
 import { formatStartedAt } from '../storage/uploads.js';
+import { CachedNow } from './cached-now.js';
 import { ENTRY_BLOB, ENTRY_MANIFEST, TtlScheduler } from './scheduler.js';
 import { Upstream } from './upstream.js';
 
@@ -394,8 +395,4 @@ export class ProxyCache {
 }
 
 /** Thrown by download() when it cached a blob it could not stream (no upstream length). */
-export class CachedNow extends Error {
-  constructor() {
-    super('cached; serve from storage');
-  }
-}
+export { CachedNow };

@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { errnoCode } from '../../errors/index.js';
-import { fsyncDir, TEMP_PREFIX } from '../../fsutil/index.js';
+import { TEMP_PREFIX } from '../../fsutil/index.js';
 import {
   checkDriverPath,
   type FileInfo,
@@ -69,7 +69,7 @@ export class FilesystemDriver implements StorageDriver {
       await writeTemp(tmp, content, durable);
     }
     try {
-      await fsp.rename(tmp, f);
+      await new Promise<void>((res, rej) => fs.rename(tmp, f, (e) => (e ? rej(e) : res())));
     } catch (e) {
       await fsp.rm(tmp, { force: true });
       throw e;
@@ -86,7 +86,7 @@ export class FilesystemDriver implements StorageDriver {
       }
       dirs.push(path.dirname(created));
     }
-    await Promise.all(dirs.map((d) => fsyncDir(d)));
+    await Promise.all(dirs.map((d) => syncDir(d)));
   }
 
   /** Link files and blob existence: one stat validates a cached read (see LinkCache). */
@@ -346,16 +346,36 @@ class FsWriter implements FileWriter {
   }
 }
 
+// Small-file writes use the callback API (lighter than FileHandle promises: a tag PUT is
+// a dozen of them) and close without waiting: nothing after a write needs the fd closed.
+const openP = (f: string, flags: string | number, mode?: number) =>
+  new Promise<number>((res, rej) => fs.open(f, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
+const writeP = (fd: number, b: Buffer, off: number) =>
+  new Promise<number>((res, rej) => fs.write(fd, b, off, b.length - off, null, (e, n) => (e ? rej(e) : res(n))));
+const fsyncP = (fd: number) => new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
+const closeQuiet = (fd: number) => fs.close(fd, () => {});
+
 async function writeTemp(tmp: string, content: Buffer | string, durable: boolean): Promise<void> {
-  const fh = await fsp.open(tmp, 'wx', 0o644);
-  let ok = false;
+  const fd = await openP(tmp, 'wx', 0o644);
   try {
-    await fh.writeFile(content);
-    if (durable) await fh.sync();
-    ok = true;
+    const b = typeof content === 'string' ? Buffer.from(content) : content;
+    for (let off = 0; off < b.length; ) off += await writeP(fd, b, off);
+    if (durable) await fsyncP(fd);
+  } catch (e) {
+    closeQuiet(fd);
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  closeQuiet(fd);
+}
+
+/** fsync a directory so that names created or renamed in it are durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fd = await openP(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await fsyncP(fd);
   } finally {
-    await fh.close();
-    if (!ok) await fsp.rm(tmp, { force: true });
+    closeQuiet(fd);
   }
 }
 
