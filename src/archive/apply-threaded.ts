@@ -11,7 +11,7 @@
 // producer. With `compression` the stream is still compressed and the worker
 // decompresses it (the main thread then carries fewer bytes and no zlib
 // callbacks). Results and errors come back as plain data; BerthError kinds are
-// kept. Idle workers are kept (unreferenced) for the next layer.
+// kept. Idle workers are kept (unreferenced) for the next layer, for IDLE_MS.
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BerthError, type ErrorKind } from '../errors/index.js';
@@ -21,7 +21,34 @@ import type { FromWorker, SerializedError, ToWorker } from './apply-worker.js';
 
 const MAX_INFLIGHT = 8 << 20;
 const MAX_IDLE = 4;
+/** An idle worker is ended after this long unused (an idle daemon keeps no extraction threads). */
+const IDLE_MS = 30_000;
 const idle: Worker[] = [];
+const idleTimers = new Map<Worker, NodeJS.Timeout>();
+
+function parkIdle(w: Worker): void {
+  w.unref();
+  idle.push(w);
+  const t = setTimeout(() => {
+    idleTimers.delete(w);
+    const i = idle.indexOf(w);
+    if (i >= 0) {
+      idle.splice(i, 1);
+      void w.terminate();
+    }
+  }, IDLE_MS);
+  t.unref();
+  idleTimers.set(w, t);
+}
+
+function takeIdle(): Worker | undefined {
+  const w = idle.pop();
+  if (w) {
+    clearTimeout(idleTimers.get(w));
+    idleTimers.delete(w);
+  }
+  return w;
+}
 
 function spawnWorker(): Worker {
   const w = new Worker(new URL('./apply-worker.js', import.meta.url));
@@ -29,6 +56,8 @@ function spawnWorker(): Worker {
   const forget = () => {
     const i = idle.indexOf(w);
     if (i >= 0) idle.splice(i, 1);
+    clearTimeout(idleTimers.get(w));
+    idleTimers.delete(w);
   };
   w.once('exit', forget);
   w.on('error', forget);
@@ -38,9 +67,7 @@ function spawnWorker(): Worker {
 /** Starts idle workers ahead of need (up to `n` idle in all), e.g. while a pull fetches its manifest. */
 export function prewarmApplyWorkers(n: number): void {
   while (idle.length < Math.min(n, MAX_IDLE)) {
-    const w = spawnWorker();
-    w.unref();
-    idle.push(w);
+    parkIdle(spawnWorker());
   }
 }
 
@@ -64,7 +91,7 @@ export async function applyLayerOffThread(tar: Readable, dest: string, opts: Off
     tar.destroy();
     throw new BerthError('cancelled', 'layer extraction cancelled');
   }
-  const w = idle.pop() ?? spawnWorker();
+  const w = takeIdle() ?? spawnWorker();
   w.ref();
   let inflight = 0;
   let waiter: (() => void) | undefined;
@@ -163,9 +190,7 @@ export async function applyLayerOffThread(tar: Readable, dest: string, opts: Off
     w.off('message', onMessage);
     w.off('error', onError);
     w.off('exit', onExit);
-    if (!broken && settled && idle.length < MAX_IDLE) {
-      w.unref();
-      idle.push(w);
-    } else void w.terminate();
+    if (!broken && settled && idle.length < MAX_IDLE) parkIdle(w);
+    else void w.terminate();
   }
 }
