@@ -68,6 +68,7 @@ export const SUPPORTED_KEYS = [
   'max-download-attempts',
   'registry-mirrors',
   'insecure-registries',
+  'berth-registry-mirrors', // berth extension: mirrors for any registry
   'http-proxy',
   'https-proxy',
   'no-proxy',
