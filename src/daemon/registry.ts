@@ -57,6 +57,10 @@ export class RegistryService implements DistributionBackend, AuthBackend {
     }
   }
 
+  distributionInspect(name: string, auth?: Record<string, unknown>): Promise<unknown> {
+    return this.dist.inspect(parseDockerRef(name), { auth: normalizeAuthConfig(auth) });
+  }
+
   auth(config: Record<string, unknown>): Promise<{ Status: string; IdentityToken?: string }> {
     return this.dist.login(normalizeAuthConfig(config));
   }

@@ -21,16 +21,35 @@
 // way (different deflate implementations), so nothing is lost by choosing speed.
 
 import { KeyedMutex } from '../concurrency/index.js';
+import { invalidArgument } from '../errors/index.js';
 import type { ImageStore, ReferenceStore, V2MetadataService } from '../image/index.js';
 import type { LayerStore } from '../layer/index.js';
-import { type Platform, parseDockerRef, parseNormalizedReference, type Reference } from '../oci/index.js';
-import { DownloadLimiter, defaultPlatform, type PullContext, type PullOptions, type PullResult, pull } from './pull.js';
+import {
+  type Digest,
+  isDigest,
+  type Platform,
+  parseDockerRef,
+  parseNormalizedReference,
+  type Reference,
+  sha256,
+} from '../oci/index.js';
+import {
+  DownloadLimiter,
+  defaultPlatform,
+  MANIFEST_ACCEPT,
+  type PullContext,
+  type PullOptions,
+  type PullResult,
+  pull,
+  translatePullError,
+} from './pull.js';
 import { type PushContext, type PushOptions, type PushResult, push } from './push.js';
 import { StageFlights } from './stage.js';
 import {
   type AuthConfig,
   type RegistryHostsConfig,
   RegistryTransport,
+  TransportError,
   type TransportOptions,
 } from './transport/index.js';
 
@@ -63,6 +82,12 @@ export interface DistributionOptions extends TransportOptions {
   platform?: Platform;
   /** An existing transport to share (otherwise one is created from the options). */
   transport?: RegistryTransport;
+}
+
+/** The body of `GET /distribution/{name}/json`. */
+export interface DistributionInspect {
+  Descriptor: { mediaType: string; digest: Digest; size: number };
+  Platforms: Platform[];
 }
 
 export interface ReloadableDistributionConfig extends RegistryHostsConfig {
@@ -156,6 +181,53 @@ export class DistributionService {
   push(ref: string | Reference, opts: PushOptions = {}): Promise<PushResult[]> {
     const r = typeof ref === 'string' ? parseNormalizedReference(ref) : ref;
     return push(this.pushCtx, r, opts);
+  }
+
+  /**
+   * `GET /distribution/{name}/json`: the manifest descriptor a name resolves to
+   * and the platforms it offers (from the index, or from the image config for a
+   * single-platform manifest), without pulling anything.
+   */
+  async inspect(
+    ref: string | Reference,
+    opts: { auth?: AuthConfig; signal?: AbortSignal } = {},
+  ): Promise<DistributionInspect> {
+    const r = typeof ref === 'string' ? parseDockerRef(ref) : ref;
+    let lastErr: unknown;
+    for (const ep of await this.transport.endpoints(r.domain)) {
+      try {
+        await this.transport.ping(ep, opts.signal);
+        const repo = this.transport.repository(ep, r.path, opts.auth ?? {}, ['pull']);
+        const m = await repo.getManifest(r.digest ?? r.tag ?? 'latest', MANIFEST_ACCEPT, opts.signal);
+        const digest = sha256(m.bytes);
+        if (r.digest && r.digest !== digest)
+          throw invalidArgument(`manifest digest mismatch: ${r.digest} != ${digest}`);
+        const body = JSON.parse(m.bytes.toString('utf8')) as {
+          manifests?: { platform?: Platform }[];
+          config?: { digest: string };
+        };
+        let platforms: Platform[] = [];
+        if (Array.isArray(body.manifests)) {
+          platforms = body.manifests.flatMap((d) => (d.platform ? [d.platform] : []));
+        } else if (body.config && isDigest(body.config.digest)) {
+          const cfg = JSON.parse(
+            (await repo.fetchBlob(body.config.digest, 8 << 20, opts.signal)).toString('utf8'),
+          ) as Platform;
+          const p: Platform = { architecture: cfg.architecture, os: cfg.os };
+          if (cfg['os.version']) p['os.version'] = cfg['os.version'];
+          if (cfg.variant) p.variant = cfg.variant;
+          platforms = [p];
+        }
+        return { Descriptor: { mediaType: m.mediaType, digest, size: m.bytes.length }, Platforms: platforms };
+      } catch (e) {
+        lastErr = e;
+        if (opts.signal?.aborted) break;
+        // as pull: a mirror that fails, or an endpoint we could not talk HTTP to (https → http fallback): next
+        if (ep.mirror || e instanceof TransportError) continue;
+        break;
+      }
+    }
+    throw translatePullError(lastErr, r);
   }
 
   /** `docker login` (POST /auth). */

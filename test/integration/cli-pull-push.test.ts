@@ -66,6 +66,13 @@ describe('docker pull/push/login through berthd', { skip: why ?? false, timeout:
         const ins = await d.docker(cli, ['image', 'inspect', '--format', '{{.Id}} {{json .RepoDigests}}', name]);
         assert.equal(ins.stdout.split(' ')[0], id);
         assert.ok(ins.stdout.includes(`@${m[1]}`), ins.stdout);
+        // GET /distribution/{name}/json: what the name resolves to, without pulling
+        const di = await d.request('GET', `/v1.41/distribution/${name}/json`);
+        assert.equal(di.status, 200, di.body);
+        const inspect = JSON.parse(di.body) as { Descriptor: { digest: string; size: number }; Platforms: unknown[] };
+        assert.equal(inspect.Descriptor.digest, m[1]);
+        assert.equal(inspect.Descriptor.size, Number(m[2]));
+        assert.deepEqual(inspect.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
         // pull by digest
         const byDigest = await d.docker(cli, ['pull', `${host}/team/bb-${label.replace('.', '')}@${m[1]}`]);
         assert.equal(byDigest.code, 0, byDigest.stderr);
