@@ -44,7 +44,11 @@ test('Semaphore bounds concurrency and follows setLimit', async () => {
 test('Singleflight shares one in-flight call per key', async () => {
   const sf = new Singleflight<number>();
   let calls = 0;
-  const f = () => sf.do('k', async () => (await sleep(5), ++calls));
+  const f = () =>
+    sf.do('k', async () => {
+      await sleep(5);
+      return ++calls;
+    });
   assert.deepEqual(await Promise.all([f(), f(), f()]), [1, 1, 1]);
   assert.equal(await f(), 2);
 });

@@ -28,15 +28,24 @@ export class KeyedMutex {
 export class Semaphore {
   private active = 0;
   private readonly waiters: Array<() => void> = [];
-  constructor(private limit: number) {}
+  constructor(private max: number) {}
+
+  get limit(): number {
+    return this.max;
+  }
+
+  /** Would a new task have to wait? */
+  get busy(): boolean {
+    return this.active >= this.max;
+  }
 
   setLimit(n: number): void {
-    this.limit = Math.max(1, n);
+    this.max = Math.max(1, n);
     this.drain();
   }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiters.push(r));
     else this.active++;
     try {
       return await fn();
@@ -47,7 +56,7 @@ export class Semaphore {
   }
 
   private drain(): void {
-    while (this.active < this.limit && this.waiters.length) {
+    while (this.active < this.max && this.waiters.length) {
       this.active++;
       this.waiters.shift()!();
     }

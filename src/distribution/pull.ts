@@ -9,6 +9,7 @@
 // is given back and every staged layer nobody committed is discarded, so the
 // stores are as they were.
 import type { KeyedMutex } from '../concurrency/index.js';
+import { Semaphore } from '../concurrency/index.js';
 import { BerthError, invalidArgument } from '../errors/index.js';
 import { type ImageStore, parseImageConfig, type ReferenceStore, type V2MetadataService } from '../image/index.js';
 import type { Layer, LayerStore } from '../layer/index.js';
@@ -68,7 +69,7 @@ export interface PullContext {
   images: ImageStore;
   refs: ReferenceStore;
   metadata: V2MetadataService;
-  downloads: DownloadLimiter;
+  downloads: Semaphore;
   stages: StageFlights;
   /** Serialises commits of one chain ID across pulls. */
   commits: KeyedMutex;
@@ -133,38 +134,8 @@ export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | 
 
 const platformString = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 
-/** Limits concurrent downloads; knows whether a new one would wait (for "Waiting"). */
-export class DownloadLimiter {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
-  constructor(private max: number) {}
-  get limit(): number {
-    return this.max;
-  }
-  setLimit(n: number): void {
-    this.max = Math.max(1, n);
-    this.drain();
-  }
-  get busy(): boolean {
-    return this.active >= this.max;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.drain();
-    }
-  }
-  private drain(): void {
-    while (this.active < this.max && this.queue.length) {
-      this.active++;
-      this.queue.shift()!();
-    }
-  }
-}
+/** Limits concurrent transfers; `busy` tells whether a new one would wait (for "Waiting"). */
+export { Semaphore as DownloadLimiter };
 
 export const schema1Refused = (ref: string) =>
   invalidArgument(
