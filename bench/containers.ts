@@ -19,6 +19,8 @@ import { machineNote, median, timeAsync } from './util.js';
 
 const IMG = 'bbox:1';
 const RUNS = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 15;
+/** `--only-run`: just the `run --rm` latency (quick iterations while profiling). */
+const ONLY_RUN = process.argv.includes('--only-run');
 
 interface Engine {
   name: string;
@@ -82,6 +84,8 @@ async function benchEngine(e: Engine, cfg: string): Promise<Record<string, strin
   lat.sort((a, b) => a - b);
   r['run --rm true, median'] = `${(median(lat) * 1000).toFixed(0)} ms`;
   r['run --rm true, p90'] = `${(lat[Math.floor(lat.length * 0.9)]! * 1000).toFixed(0)} ms`;
+  r['run --rm true, min-max'] = `${(lat[0]! * 1000).toFixed(0)}-${(lat.at(-1)! * 1000).toFixed(0)} ms`;
+  if (ONLY_RUN) return r;
   const conc = await timeAsync(() =>
     Promise.all(Array.from({ length: 10 }, () => ok(e, ['run', '--rm', '--network', 'none', IMG, 'true'], cfg))),
   );

@@ -118,17 +118,23 @@ export class Container {
   }
 
   /** Writes config.v2.json (0600) and hostconfig.json (0644) atomically. */
-  toDisk(): void {
+  /** `sync: false` for state a crash may lose (it is rebuilt from the shim and runtime at restore). */
+  toDisk(opts: { sync?: boolean } = {}): void {
     this.ensureDirs();
     // like moby's AtomicWriteFile: the file is synced, the directory is not
-    atomicWriteFileSync(this.path(CONFIG_FILE), JSON.stringify(this.toJSON()), { mode: 0o600, syncDir: false });
-    this.writeHostConfig();
+    atomicWriteFileSync(this.path(CONFIG_FILE), JSON.stringify(this.toJSON()), {
+      mode: 0o600,
+      syncDir: false,
+      sync: opts.sync !== false,
+    });
+    this.writeHostConfig(opts);
   }
 
-  writeHostConfig(): void {
+  writeHostConfig(opts: { sync?: boolean } = {}): void {
     atomicWriteFileSync(this.path(HOSTCONFIG_FILE), JSON.stringify(canonicalHostConfig(this.HostConfig)), {
       mode: 0o644,
       syncDir: false,
+      sync: opts.sync !== false,
     });
   }
 

@@ -105,14 +105,21 @@ export interface NetworkFiles {
   resolvConf: string;
 }
 
-/** Writes hostname, hosts, resolv.conf and resolv.conf.hash into `dir`. */
+/**
+ * Writes hostname, hosts, resolv.conf and resolv.conf.hash into `dir`: atomic
+ * renames, not fsynced (moby writes them with plain WriteFile too; they are
+ * derived from the container's config).
+ */
 export function writeNetworkFiles(dir: string, f: NetworkFiles): void {
-  atomicWriteFileSync(`${dir}/hostname`, f.hostname, { mode: 0o644, syncDir: false });
-  atomicWriteFileSync(`${dir}/hosts`, f.hosts, { mode: 0o644, syncDir: false });
-  atomicWriteFileSync(`${dir}/resolv.conf`, f.resolvConf, { mode: 0o644, syncDir: false });
-  atomicWriteFileSync(`${dir}/resolv.conf.hash`, `sha256:${createHash('sha256').update(f.resolvConf).digest('hex')}`, {
-    mode: 0o644,
-  });
+  const o = { mode: 0o644, syncDir: false, sync: false };
+  atomicWriteFileSync(`${dir}/hostname`, f.hostname, o);
+  atomicWriteFileSync(`${dir}/hosts`, f.hosts, o);
+  atomicWriteFileSync(`${dir}/resolv.conf`, f.resolvConf, o);
+  atomicWriteFileSync(
+    `${dir}/resolv.conf.hash`,
+    `sha256:${createHash('sha256').update(f.resolvConf).digest('hex')}`,
+    o,
+  );
 }
 
 export function readHostFile(p: string, fallback = ''): string {

@@ -54,6 +54,12 @@ export class ContainersCore {
   readonly restartManagers = new Map<string, RestartManager>();
   /** Pending restart timers (restart policy backoff). */
   readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Runtime clean-up of an exited task (runtime delete, unmounts) still in
+   * progress: the exit is reported before it; the next start and the removal
+   * of the container wait for it.
+   */
+  readonly exitCleanups = new Map<string, Promise<void>>();
   /** Emits `exit:<id>` (ExitInfo), `removed:<id>`, `started:<id>`. */
   readonly bus = new EventEmitter();
   readonly log: Logger;

@@ -168,7 +168,12 @@ export class ContainerIO {
       let cancelPending = () => {};
       if (task && c.State.Running && !c.State.Restarting) void connect(task.shim).catch(finish);
       else cancelPending = addPendingAttach(this.core, c.ID, (shim) => connect(shim).catch(finish));
-      this.core.bus.once(`removed:${c.ID}`, finish);
+      // The exit (and an --rm removal) is reported while the shim may still be
+      // flushing output to attachers: a connected session ends with its frames
+      // (the shim closes attachers once drained, or goes away at its delete).
+      this.core.bus.once(`removed:${c.ID}`, () => {
+        if (!sess) finish();
+      });
     });
   }
 

@@ -74,6 +74,7 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
   const hc = c.HostConfig;
   const runtime = core.runtimeFor(hc.Runtime || cfg.defaultRuntime || 'runc');
   const rw = core.d.layers.getRWLayer(c.ID);
+  await core.exitCleanups.get(c.ID);
   const undo: Array<() => unknown> = [];
   try {
     for (const mp of Object.values(c.MountPoints)) {
@@ -129,7 +130,8 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     const st = await shim.state();
     transitions.setRunning(c, st.pid);
     initHealth(c);
-    c.toDisk();
+    // not fsynced: after a crash the state is taken from the shim and the runtime
+    c.toDisk({ sync: false });
     const task: Task = { shim, runtime, pid: st.pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
     core.tasks.set(c.ID, task);
     monitor(core, c, task);
@@ -172,21 +174,42 @@ async function handleExit(
   task.healthTimer = undefined;
   core.tasks.delete(c.ID);
   try {
-    await task.shim.delete({ force: true });
-  } catch {
-    task.shim.close();
-    await task.runtime.delete(c.ID, { force: true }).catch(() => {});
-  }
-  try {
     unmountVolumes(c, core.d.volumes);
   } catch (e) {
     core.log.warn('unmounting volumes failed', { id: c.ID, error: String(e) });
   }
-  await core.d.layers
-    .getRWLayer(c.ID)
-    .unmount()
-    .catch(() => {});
-  const ranFor = Date.now() - task.startedAtMs;
+  // The runtime's clean-up (runc delete: a process of its own, ~20-30 ms) and
+  // the rootfs unmount run while the exit is reported; a restart, the next
+  // start and the removal wait for them (core.exitCleanups).
+  const cleanup = (async () => {
+    try {
+      await task.shim.delete({ force: true });
+    } catch {
+      task.shim.close();
+      await task.runtime.delete(c.ID, { force: true }).catch(() => {});
+    }
+    await core.d.layers
+      .getRWLayer(c.ID)
+      .unmount()
+      .catch(() => {});
+  })().finally(() => {
+    if (core.exitCleanups.get(c.ID) === cleanup) core.exitCleanups.delete(c.ID);
+  });
+  core.exitCleanups.set(c.ID, cleanup);
+  try {
+    reportExit(core, c, task.startedAtMs, exit);
+  } finally {
+    await cleanup;
+  }
+}
+
+function reportExit(
+  core: ContainersCore,
+  c: Container,
+  startedAtMs: number,
+  exit: { exitCode: number; oomKilled: boolean; exitedAt: Date },
+): void {
+  const ranFor = Date.now() - startedAtMs;
   let decision = { restart: false, delayMs: 0 };
   if (!core.closing && !c.State.RemovalInProgress)
     decision = restartManager(core, c).shouldRestart(exit.exitCode, c.HasBeenManuallyStopped, ranFor);

@@ -322,6 +322,7 @@ export class ContainerService extends ContainersCore implements ContainerUsage {
     transitions.setDead(c);
     this.event(c, 'destroy');
     this.bus.emit(`removed:${c.ID}`, c.State.ExitCode);
+    await this.exitCleanups.get(c.ID);
     try {
       await this.d.layers.releaseRWLayer(c.ID);
     } catch (e) {

@@ -35,6 +35,11 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** fsync the parent directory after the rename (default true). */
   syncDir?: boolean;
+  /**
+   * fsync the file before the rename (default true). false: atomic against
+   * concurrent readers only, for files a crash may lose (swept or rebuilt at start).
+   */
+  sync?: boolean;
 }
 
 /** Atomically replaces `target` with `data`. */
@@ -47,7 +52,7 @@ export async function atomicWriteFile(
   const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (opts.sync !== false) await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});
     await fsp.rm(tmp, { force: true });
@@ -69,7 +74,7 @@ export function atomicWriteFileSync(target: string, data: Buffer | string, opts:
   const fd = fs.openSync(tmp, 'wx', opts.mode ?? 0o644);
   try {
     fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    if (opts.sync !== false) fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -95,6 +100,8 @@ export function atomicWriteFileSync(target: string, data: Buffer | string, opts:
  * with one rename (moby's atomicwriter.WriteSet, used for layerdb entries).
  */
 export class WriteSet {
+  /** false: nothing is fsynced (a set a crash may lose; its owner sweeps what is left at start). */
+  durable = true;
   private constructor(readonly root: string) {}
 
   static async create(tmpDir: string, prefix = 'write-set-'): Promise<WriteSet> {
@@ -112,7 +119,7 @@ export class WriteSet {
     const fh = await fsp.open(path.join(this.root, name), 'wx', mode);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (this.durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -139,9 +146,9 @@ export class WriteSet {
    * and leaves the set in place for cancel().
    */
   async commit(target: string): Promise<void> {
-    await fsyncDir(this.root);
+    if (this.durable) await fsyncDir(this.root);
     await fsp.rename(this.root, target);
-    await fsyncDir(path.dirname(target));
+    if (this.durable) await fsyncDir(path.dirname(target));
   }
 
   commitSync(target: string): void {

@@ -9,6 +9,12 @@ export interface CreateOpts {
   /** `--storage-opt` values; overlay2 only knows `size` (needs xfs pquota, unsupported here). */
   storageOpt?: Record<string, string>;
   mountLabel?: string;
+  /**
+   * false: nothing is fsynced (a container's RW layer: a crash may lose it, and
+   * the layer store sweeps what it finds incomplete at start; moby does not
+   * fsync these either). Default true.
+   */
+  durable?: boolean;
 }
 
 /** One entry of `docker diff`: 0 = modified, 1 = added, 2 = deleted (moby archive.ChangeType). */
@@ -55,6 +61,11 @@ export interface GraphDriver {
   /** Drops one mount reference; unmounts on the last one. */
   put(id: string): Promise<void>;
   exists(id: string): boolean;
+  /**
+   * Whether a layer's dir holds everything it needs (after a crash that lost
+   * unsynced writes); `hasParent`: it must have its lower chain. Default: exists().
+   */
+  isComplete?(id: string, hasParent: boolean): Promise<boolean>;
   /** Extracts `tar` into the layer's diff directory (one pass: digest, tar-split, extraction). */
   applyDiff(id: string, parent: string | undefined, tar: Readable, opts?: ApplyDiffOptions): Promise<ApplyDiffResult>;
   /** The layer's own changes as a tar stream. */

@@ -231,6 +231,11 @@ export class LayerStore {
       try {
         rec = await db.readMount(name);
         if (rec.parent && !this.layers.has(rec.parent)) why = `parent ${rec.parent} does not exist`;
+        // RW layers are not fsynced: after a crash their driver dirs may be gone or incomplete
+        else if (!(await this.driverDirComplete(rec.mountId, !!(rec.initId || rec.parent))))
+          why = `driver dir ${rec.mountId} is missing or incomplete`;
+        else if (rec.initId && !(await this.driverDirComplete(rec.initId, !!rec.parent)))
+          why = `driver dir ${rec.initId} is missing or incomplete`;
       } catch (e) {
         why = (e as Error).message;
       }
@@ -252,6 +257,11 @@ export class LayerStore {
       log.info('removing orphaned graph driver directory', { id });
       await this.driver.remove(id);
     }
+  }
+
+  private async driverDirComplete(id: string, hasParent: boolean): Promise<boolean> {
+    if (this.driver.isComplete) return this.driver.isComplete(id, hasParent);
+    return this.driver.exists(id);
   }
 
   private referencedDriverIds(): Set<string> {
@@ -520,9 +530,13 @@ export class LayerStore {
       let ok = false;
       try {
         let below = p?.rec.cacheId;
+        // Not fsynced (moby does not either): a crash may lose or truncate a
+        // RW layer; restore() drops mount records whose driver dirs are
+        // missing or incomplete, and sweeps driver dirs nothing refers to.
         const createOpts = {
           ...(opts.storageOpt ? { storageOpt: opts.storageOpt } : {}),
           ...(opts.mountLabel ? { mountLabel: opts.mountLabel } : {}),
+          durable: false,
         };
         if (opts.initFunc) {
           // "<mount-id>-init": the name drivers (and dockerd) expect.
@@ -538,7 +552,7 @@ export class LayerStore {
           below = initId;
         }
         await this.driver.createReadWrite(rec.mountId, below, createOpts);
-        await this.db.writeMount(rec);
+        await this.db.writeMount(rec, { durable: false });
         this.mounts.set(name, { rec, parent: p });
         ok = true;
       } finally {

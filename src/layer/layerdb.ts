@@ -188,8 +188,9 @@ export class LayerDb {
   }
 
   /** Writes `mounts/<name>` as one write set renamed into place. */
-  async writeMount(rec: MountRecord): Promise<void> {
+  async writeMount(rec: MountRecord, opts: { durable?: boolean } = {}): Promise<void> {
     const ws = await this.startTransaction();
+    ws.durable = opts.durable !== false;
     try {
       await ws.writeFile('mount-id', rec.mountId);
       if (rec.initId) await ws.writeFile('init-id', rec.initId);

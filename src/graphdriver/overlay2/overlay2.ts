@@ -174,6 +174,20 @@ export class Overlay2Driver implements GraphDriver {
     }
   }
 
+  async isComplete(id: string, hasParent: boolean): Promise<boolean> {
+    try {
+      const dir = this.dir(id);
+      if (!fs.statSync(path.join(dir, DIFF_DIR)).isDirectory()) return false;
+      const link = await fsp.readFile(path.join(dir, LINK_FILE), 'utf8');
+      if (!LINK_ID_RE.test(link) || !fs.existsSync(path.join(this.home, LINK_DIR, link))) return false;
+      if (!hasParent) return true;
+      const lower = await fsp.readFile(path.join(dir, LOWER_FILE), 'utf8');
+      return lower !== '' && lower.split(':').every((l) => fs.existsSync(path.join(this.home, l)));
+    } catch {
+      return false;
+    }
+  }
+
   async create(id: string, parent?: string, opts?: CreateOpts): Promise<void> {
     if (opts?.storageOpt && 'size' in opts.storageOpt) {
       throw invalidArgument('--storage-opt size is only supported for ReadWrite Layers');
@@ -188,8 +202,9 @@ export class Overlay2Driver implements GraphDriver {
     await this.createLayer(id, parent, opts);
   }
 
-  private async createLayer(id: string, parent: string | undefined, _opts?: CreateOpts): Promise<void> {
+  private async createLayer(id: string, parent: string | undefined, opts?: CreateOpts): Promise<void> {
     const dir = this.dir(id);
+    const durable = opts?.durable !== false;
     await this.locks.run(id, async () => {
       if (fs.existsSync(dir)) throw alreadyExists(`overlay2: layer ${id} already exists`);
       // Compute the lower chain first: fails early for a missing parent or max depth.
@@ -200,16 +215,18 @@ export class Overlay2Driver implements GraphDriver {
         await fsp.chmod(tmp, 0o710);
         await fsp.mkdir(path.join(tmp, DIFF_DIR), { mode: 0o755 });
         await fsp.chmod(path.join(tmp, DIFF_DIR), 0o755);
-        const lid = await this.makeLink(id);
-        await atomicWriteFile(path.join(tmp, LINK_FILE), lid, { mode: 0o644, syncDir: false });
+        const lid = await this.makeLink(id, durable);
+        await atomicWriteFile(path.join(tmp, LINK_FILE), lid, { mode: 0o644, syncDir: false, sync: durable });
         if (parent !== undefined && lower !== undefined) {
           await fsp.mkdir(path.join(tmp, WORK_DIR), { mode: 0o700 });
-          await atomicWriteFile(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
-          await atomicWriteFile(path.join(tmp, LOWER_FILE), lower, { mode: 0o644, syncDir: false });
+          // `committed` marks the parent as having children; written once
+          if (!fs.existsSync(path.join(this.dir(parent), COMMITTED_FILE)))
+            await atomicWriteFile(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+          await atomicWriteFile(path.join(tmp, LOWER_FILE), lower, { mode: 0o644, syncDir: false, sync: durable });
         }
-        await fsyncDir(tmp);
+        if (durable) await fsyncDir(tmp);
         await fsp.rename(tmp, dir);
-        await fsyncDir(this.home);
+        if (durable) await fsyncDir(this.home);
       } catch (e) {
         await fsp.rm(tmp, { recursive: true, force: true });
         // the l/ link (if made) dangles now; remove it right away
@@ -241,12 +258,12 @@ export class Overlay2Driver implements GraphDriver {
   }
 
   /** Creates l/<new short id> → ../<id>/diff (dangling until the layer dir is renamed into place). */
-  private async makeLink(id: string): Promise<string> {
+  private async makeLink(id: string, durable = true): Promise<string> {
     for (let attempt = 0; ; attempt++) {
       const lid = generateLinkId();
       try {
         await fsp.symlink(path.join('..', id, DIFF_DIR), path.join(this.home, LINK_DIR, lid));
-        await fsyncDir(path.join(this.home, LINK_DIR));
+        if (durable) await fsyncDir(path.join(this.home, LINK_DIR));
         return lid;
       } catch (e) {
         if (errnoCode(e) !== 'EEXIST' || attempt > 8) throw e;
