@@ -8,7 +8,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Container, humanStatus, statusOf, ZERO_TIME } from '../container/index.js';
 import { conflict, internal, invalidArgument } from '../errors/index.js';
+import { type CgroupStats, statsV1, statsV2 } from './cgroup-stats.js';
 import type { ContainersCore } from './containers-core.js';
+import { cgroupVersion } from './system.js';
 
 const execFileP = promisify(execFile);
 
@@ -271,59 +273,23 @@ export class ContainerViews {
     return { Titles: titles, Processes: processes };
   }
 
-  /** One stats sample (moby types.StatsJSON) from the container's cgroup. */
+  /** One stats sample (moby types.StatsJSON) from the container's cgroup (v1 or v2). */
   sample(c: Container): Record<string, unknown> {
     const running = !!this.core.tasks.get(c.ID) && c.State.Running;
     const cg = this.cgroupPath(c);
-    const rd = (ctl: string, file: string): string | undefined => {
-      if (!running) return undefined;
-      try {
-        return fs.readFileSync(path.join('/sys/fs/cgroup', ctl, cg, file), 'utf8');
-      } catch {
-        return undefined;
-      }
-    };
-    const num = (s: string | undefined) => (s === undefined ? 0 : Number(s.trim()) || 0);
-    const ticksNs = 1e9 / 100;
-    const cpuStat = Object.fromEntries(
-      (rd('cpuacct', 'cpuacct.stat') ?? '')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => l.split(' ') as [string, string]),
-    );
-    const percpu = (rd('cpuacct', 'cpuacct.usage_percpu') ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
-    const thr = Object.fromEntries(
-      (rd('cpu', 'cpu.stat') ?? '')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => l.split(' ') as [string, string]),
-    );
-    const memStat: Record<string, number> = {};
-    for (const l of (rd('memory', 'memory.stat') ?? '').split('\n')) {
-      const [k, v] = l.split(' ');
-      if (k && v !== undefined) memStat[k] = Number(v);
-    }
-    const blk = (file: string) =>
-      (rd('blkio', file) ?? '')
-        .split('\n')
-        .map((l) => /^(\d+):(\d+) (\w+) (\d+)$/.exec(l))
-        .filter((m): m is RegExpExecArray => !!m)
-        .map((m) => ({ major: Number(m[1]), minor: Number(m[2]), op: m[3], value: Number(m[4]) }));
-    const pidsMax = rd('pids', 'pids.max')?.trim();
+    const s: CgroupStats | undefined = running
+      ? cgroupVersion() === '2'
+        ? statsV2(path.join('/sys/fs/cgroup', cg), os.totalmem())
+        : statsV1('/sys/fs/cgroup', cg, os.totalmem())
+      : undefined;
     const now = new Date().toISOString().replace('Z', '000000Z');
-    const limit = num(rd('memory', 'memory.limit_in_bytes'));
     return {
       read: running ? now : ZERO_TIME,
       preread: ZERO_TIME,
-      pids_stats: running
-        ? {
-            current: num(rd('pids', 'pids.current')),
-            ...(pidsMax && pidsMax !== 'max' ? { limit: Number(pidsMax) } : {}),
-          }
-        : {},
-      blkio_stats: {
-        io_service_bytes_recursive: running ? blk('blkio.throttle.io_service_bytes') : null,
-        io_serviced_recursive: running ? blk('blkio.throttle.io_serviced') : null,
+      pids_stats: s?.pids_stats ?? {},
+      blkio_stats: s?.blkio_stats ?? {
+        io_service_bytes_recursive: null,
+        io_serviced_recursive: null,
         io_queue_recursive: null,
         io_service_time_recursive: null,
         io_wait_time_recursive: null,
@@ -334,32 +300,15 @@ export class ContainerViews {
       num_procs: 0,
       storage_stats: {},
       cpu_stats: {
-        cpu_usage: {
-          total_usage: num(rd('cpuacct', 'cpuacct.usage')),
-          ...(percpu.length ? { percpu_usage: percpu } : {}),
-          usage_in_kernelmode: Number(cpuStat.system ?? 0) * ticksNs,
-          usage_in_usermode: Number(cpuStat.user ?? 0) * ticksNs,
-        },
+        cpu_usage: s?.cpu_usage ?? { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
         ...(running ? { system_cpu_usage: systemCpuUsage(), online_cpus: os.cpus().length } : {}),
-        throttling_data: {
-          periods: Number(thr.nr_periods ?? 0),
-          throttled_periods: Number(thr.nr_throttled ?? 0),
-          throttled_time: Number(thr.throttled_time ?? 0),
-        },
+        throttling_data: s?.throttling_data ?? { periods: 0, throttled_periods: 0, throttled_time: 0 },
       },
       precpu_stats: {
         cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
         throttling_data: {},
       },
-      memory_stats: running
-        ? {
-            usage: num(rd('memory', 'memory.usage_in_bytes')),
-            max_usage: num(rd('memory', 'memory.max_usage_in_bytes')),
-            stats: memStat,
-            failcnt: num(rd('memory', 'memory.failcnt')),
-            limit: limit > 0 && limit < 2 ** 62 ? limit : os.totalmem(),
-          }
-        : {},
+      memory_stats: s?.memory_stats ?? {},
       name: c.Name,
       id: c.ID,
     };

@@ -1,8 +1,10 @@
 // GET /info, /version, /system/df (moby daemon/info.go, info_unix.go, disk_usage.go),
 // truthful about what berth has: no containers, volumes or networks yet.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
+import { initBinary } from '../runtime/spec/index.js';
 import type { EventsService } from './events.js';
 import type { ImagesService } from './images.js';
 import { maskedProxy, proxyConfig } from './proxy.js';
@@ -24,6 +26,42 @@ function osRelease(): { pretty: string; version: string } {
   const get = (k: string) => new RegExp(`^${k}=("?)(.*)\\1$`, 'm').exec(text)?.[2];
   return { pretty: get('PRETTY_NAME') ?? 'Linux', version: get('VERSION_ID') ?? '' };
 }
+
+/** `<bin> --version` once per binary (moby parseRuntimeVersion / parseInitVersion). */
+const versionCache = new Map<string, string>();
+function versionOf(bin: string): string {
+  let v = versionCache.get(bin);
+  if (v === undefined) {
+    try {
+      v = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      v = '';
+    }
+    versionCache.set(bin, v);
+  }
+  return v;
+}
+
+/** runc's commit: the `commit:` line of `runc --version` (what `docker info` shows as "runc version"). */
+export function runcCommit(bin = 'runc'): string {
+  return /^commit:\s*(\S+)/m.exec(versionOf(bin))?.[1] ?? '';
+}
+
+/** The init (`--init`) binary and its version: `tini version 0.19.0 - git.de40ad0` → de40ad0, else 0.19.0. */
+export function initInfo(initPath?: string): { binary: string; commit: string } {
+  let binary = '';
+  try {
+    binary = initBinary(initPath || undefined);
+  } catch {
+    return { binary: '', commit: '' };
+  }
+  const out = versionOf(binary);
+  const m = /version\s+(\S+)(?:\s+-\s+git\.(\S+))?/.exec(out);
+  return { binary, commit: m?.[2] ?? m?.[1] ?? '' };
+}
+
+/** The log drivers the shim writes (docker info Plugins.Log). */
+export const LOG_DRIVERS = ['json-file', 'none'] as const;
 
 export function cgroupVersion(): '1' | '2' {
   return fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1';
@@ -113,11 +151,12 @@ export class SystemService {
       ? (read('/sys/fs/cgroup/cgroup.controllers') ?? '').split(/\s+/).includes('memory')
       : fs.existsSync('/sys/fs/cgroup/memory');
     const swap = cg2 ? memCtl : fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes');
-    const runtimes: Record<string, unknown> = {
-      'io.containerd.runc.v2': { path: 'runc' },
-      runc: { path: 'runc' },
-    };
+    // runc is built in; everything else only when configured under `runtimes`
+    const runtimes: Record<string, unknown> = { runc: { path: 'runc' } };
     for (const [k, v] of Object.entries(cfg.runtimes)) runtimes[k] = v;
+    if (cfg.defaultRuntime && !runtimes[cfg.defaultRuntime]) runtimes[cfg.defaultRuntime] = { path: 'runc' };
+    const runcPath = (cfg.runtimes.runc as { path?: string } | undefined)?.path || 'runc';
+    const init = initInfo(cfg.initPath);
     const warnings = [...this.d.warnings()];
     if (!memCtl) warnings.push('WARNING: No memory limit support');
     if (!swap) warnings.push('WARNING: No swap limit support');
@@ -141,7 +180,9 @@ export class SystemService {
       Driver: this.d.driverName,
       DriverStatus: this.d.driverStatus(),
       SystemStatus: null,
-      Plugins: { Volume: [], Network: [], Authorization: null, Log: [] },
+      // what berth really has: the local volume driver, the host and null
+      // networks (bridge comes with its own issue), these log drivers
+      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: [...LOG_DRIVERS] },
       MemoryLimit: memCtl,
       SwapLimit: swap,
       KernelMemory: !cg2,
@@ -196,10 +237,11 @@ export class SystemService {
       },
       LiveRestoreEnabled: cfg.liveRestore,
       Isolation: '',
-      InitBinary: '',
+      // what --init really runs (Debian's tini, found as docker-init/tini-static/tini or init-path)
+      InitBinary: init.binary,
       ContainerdCommit: { ID: '', Expected: '' },
-      RuncCommit: { ID: '', Expected: '' },
-      InitCommit: { ID: '', Expected: '' },
+      RuncCommit: { ID: runcCommit(runcPath), Expected: '' },
+      InitCommit: { ID: init.commit, Expected: '' },
       SecurityOptions: [],
       Warnings: warnings,
     };
