@@ -278,9 +278,15 @@ static void log_rotate(void) {
   if (a_max_file >= 2) {
     snprintf(to, pl + 16, "%s.%d", a_log_path, a_max_file - 1);
     unlink(to);
+    /* compressed rotated files (<log>.N.gz, written by berthd) shift the same way */
+    snprintf(to, pl + 16, "%s.%d.gz", a_log_path, a_max_file - 1);
+    unlink(to);
     for (int i = a_max_file - 1; i > 1; i--) {
       snprintf(to, pl + 16, "%s.%d", a_log_path, i);
       snprintf(from, pl + 16, "%s.%d", a_log_path, i - 1);
+      rename(from, to);
+      snprintf(to, pl + 16, "%s.%d.gz", a_log_path, i);
+      snprintf(from, pl + 16, "%s.%d.gz", a_log_path, i - 1);
       rename(from, to);
     }
     snprintf(to, pl + 16, "%s.1", a_log_path);
@@ -293,8 +299,91 @@ static void log_rotate(void) {
   g_logsize = 0;
 }
 
+/* ---------- log writer (local) ----------
+   moby's `local` driver format (daemon/logger/local): each message is
+   [uint32 BE size][protobuf LogEntry][uint32 BE size], LogEntry (entry.proto):
+   source=1 string, time_nano=2 int64, line=3 bytes (without the "\n"),
+   partial=4 bool, partial_log_metadata=5 {last=1 bool, id=2 string,
+   ordinal=3 int32}. Hand-encoded: proto3 omits default values. The pieces of
+   a line longer than the 16 KiB buffer share an id and count ordinals from 1;
+   the piece that ends the line has last=true (the reader then appends "\n").
+   Output that ends without a newline stays partial with last=false, so both
+   moby and berth print it without a newline, as json-file does. */
+static int g_local;
+struct lpartial {
+  char id[65];
+  int ordinal; /* 0: not inside a partial line */
+};
+static struct lpartial lp_out, lp_err;
+
+static void pb_varint(struct buf *b, unsigned long long v) {
+  char t[10];
+  size_t n = 0;
+  do {
+    t[n] = (char)(v & 0x7f);
+    v >>= 7;
+    if (v) t[n] |= (char)0x80;
+    n++;
+  } while (v);
+  buf_add(b, t, n);
+}
+
+static void pb_bytes(struct buf *b, int field, const char *p, size_t n) {
+  pb_varint(b, (unsigned long long)(field << 3 | 2));
+  pb_varint(b, n);
+  buf_add(b, p, n);
+}
+
+static void local_entry(const char *stream, const char *line, size_t n, int partial, const struct timespec *ts) {
+  struct lpartial *pp = !strcmp(stream, "stderr") ? &lp_err : &lp_out;
+  int in_partial = partial || pp->ordinal > 0;
+  if (in_partial && pp->ordinal == 0) {
+    static unsigned long long ctr;
+    snprintf(pp->id, sizeof pp->id, "%016llx%016llx%016llx%016llx", (unsigned long long)ts->tv_sec,
+             (unsigned long long)ts->tv_nsec, (unsigned long long)getpid(), ++ctr);
+  }
+  struct buf meta = {0};
+  if (in_partial) {
+    pp->ordinal++;
+    if (!partial) { /* last=true */
+      char t[2] = {0x08, 0x01};
+      buf_add(&meta, t, 2);
+    }
+    pb_bytes(&meta, 2, pp->id, strlen(pp->id));
+    pb_varint(&meta, 3 << 3 | 0);
+    pb_varint(&meta, (unsigned long long)pp->ordinal);
+  }
+  size_t hdr = g_logout.len;
+  char zero[4] = {0};
+  buf_add(&g_logout, zero, 4);
+  size_t start = g_logout.len;
+  pb_bytes(&g_logout, 1, stream, strlen(stream));
+  pb_varint(&g_logout, 2 << 3 | 0);
+  pb_varint(&g_logout, (unsigned long long)((long long)ts->tv_sec * 1000000000LL + ts->tv_nsec));
+  if (n) pb_bytes(&g_logout, 3, line, n);
+  if (in_partial) {
+    char t[2] = {4 << 3 | 0, 0x01};
+    buf_add(&g_logout, t, 2);
+    pb_bytes(&g_logout, 5, meta.p, meta.len);
+  }
+  free(meta.p);
+  uint32_t sz = (uint32_t)(g_logout.len - start);
+  unsigned char be[4] = {(unsigned char)(sz >> 24), (unsigned char)(sz >> 16), (unsigned char)(sz >> 8),
+                         (unsigned char)sz};
+  memcpy(g_logout.p + hdr, be, 4);
+  buf_add(&g_logout, (const char *)be, 4);
+  if (!partial) pp->ordinal = 0;
+  if (g_logout.len >= 65536) log_flush();
+}
+
 static void log_entry(const char *stream, const char *line, size_t n, int partial) {
   if (a_max_size > 0 && g_logsize + (long long)g_logout.len >= a_max_size) log_rotate();
+  if (g_local) {
+    struct timespec lts;
+    clock_gettime(CLOCK_REALTIME, &lts);
+    local_entry(stream, line, n, partial, &lts);
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   char tbuf[48];
@@ -1172,7 +1261,7 @@ static int exec_main(const char *process, const char *csock_path, const char *pi
 /* ---------- main ---------- */
 static void usage(void) {
   die("usage: berth-shim --id ID --bundle DIR --state-dir DIR [--runtime PATH] [--runtime-arg ARG]... [--tty] "
-      "[--stdin] [--stdin-once] [--log-driver json-file|none] [--log-path FILE] [--log-max-size BYTES] "
+      "[--stdin] [--stdin-once] [--log-driver json-file|local|none] [--log-path FILE] [--log-max-size BYTES] "
       "[--log-max-file N] [--log-attrs JSON]");
 }
 
@@ -1228,9 +1317,10 @@ int main(int argc, char **argv) {
     return exec_main(e_process, e_csock, e_pidfile);
   }
   if (!a_id || !a_bundle || !a_dir) usage();
-  g_log_on = !strcmp(a_log_driver, "json-file");
+  g_local = !strcmp(a_log_driver, "local");
+  g_log_on = g_local || !strcmp(a_log_driver, "json-file");
   if (!g_log_on && strcmp(a_log_driver, "none")) die("berth-shim: unsupported log driver %s", a_log_driver);
-  if (g_log_on && !a_log_path) die("berth-shim: --log-path is required for json-file");
+  if (g_log_on && !a_log_path) die("berth-shim: --log-path is required for %s", a_log_driver);
   if (a_max_file < 1) a_max_file = 1;
   for (int i = 0; i < MAX_CLIENTS; i++) g_cl[i].fd = -1;
 

@@ -42,6 +42,8 @@ export interface Task {
   healthTimer?: NodeJS.Timeout;
   /** Resolves after the monitor has handled the exit. */
   done: Promise<void>;
+  /** local log driver with compress: stops gzipping rotated files (and compresses once more). */
+  stopLogWatch?: () => void;
 }
 
 export interface ExitInfo {

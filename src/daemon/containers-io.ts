@@ -1,6 +1,6 @@
 // A container's streams (moby daemon/attach.go, logs.go, exec.go): attach
 // over a hijacked connection (stdcopy frames from the shim without a TTY, raw
-// with one), logs from the json-file, and exec sessions.
+// with one), logs from the json-file or local driver's files, and exec sessions.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +13,9 @@ import {
   execProcess,
   fixedTimestamp,
   type LogRecord,
+  localLogPath,
   readJsonLog,
+  readLocalLog,
   type ShimClient,
 } from '../runtime/index.js';
 import { getExecUser } from '../runtime/spec/index.js';
@@ -112,8 +114,11 @@ export class ContainerIO {
   /** Pipes the container's streams to a hijacked connection until the container's output ends or the client goes. */
   async attach(c: Container, o: AttachOptions, sock: Duplex): Promise<void> {
     const tty = !!c.Config.Tty;
-    if (o.logs && c.LogPath) {
-      for await (const batch of readJsonLog(c.LogPath, { stdout: o.stdout, stderr: o.stderr })) {
+    const logDriver = c.HostConfig.LogConfig?.Type || 'json-file';
+    const replay = logDriver === 'local' ? localLogPath(c) : c.LogPath;
+    if (o.logs && replay) {
+      const read = logDriver === 'local' ? readLocalLog : readJsonLog;
+      for await (const batch of read(replay, { stdout: o.stdout, stderr: o.stderr })) {
         for (const r of batch) sock.write(tty ? r.line : frame(r.stream === 'stderr' ? 2 : 1, r.line));
       }
     }
@@ -183,12 +188,14 @@ export class ContainerIO {
   logs(c: Container, o: LogsOptions, signal: AbortSignal): { tty: boolean; chunks: AsyncIterable<Buffer> } {
     if (!o.stdout && !o.stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
     const driver = c.HostConfig.LogConfig?.Type || 'json-file';
-    if (driver !== 'json-file') throw notImplemented(`configured logging driver does not support reading`);
+    if (driver !== 'json-file' && driver !== 'local')
+      throw notImplemented(`configured logging driver does not support reading`);
+    const read = driver === 'local' ? readLocalLog : readJsonLog;
     const tty = !!c.Config.Tty;
     const core = this.core;
     const stopped =
       c.State.Running && core.tasks.has(c.ID) ? core.nextExit(c.ID, signal).catch(() => {}) : Promise.resolve();
-    const logPath = c.LogPath || c.path(`${c.ID}-json.log`);
+    const logPath = driver === 'local' ? localLogPath(c) : c.LogPath || c.path(`${c.ID}-json.log`);
     const fmt = (r: LogRecord): Buffer => {
       let prefix = '';
       if (o.timestamps) prefix += `${fixedTimestamp(r.time)} `;
@@ -204,7 +211,7 @@ export class ContainerIO {
     };
     async function* gen(): AsyncGenerator<Buffer> {
       if (!fs.existsSync(logPath) && !o.follow) return;
-      for await (const batch of readJsonLog(logPath, {
+      for await (const batch of read(logPath, {
         stdout: o.stdout,
         stderr: o.stderr,
         since: o.since,

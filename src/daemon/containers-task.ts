@@ -18,7 +18,14 @@ import {
   transitions,
 } from '../container/index.js';
 import { conflict, invalidArgument } from '../errors/index.js';
-import { parseSignal, resolveLogSettings, ShimClient as Shim, type ShimClient } from '../runtime/index.js';
+import {
+  localLogPath,
+  parseSignal,
+  resolveLogSettings,
+  ShimClient as Shim,
+  type ShimClient,
+  watchLocalLog,
+} from '../runtime/index.js';
 import { buildSpec, mountVolumes, unmountVolumes, writeBundle } from '../runtime/spec/index.js';
 import type { ContainersCore, Task } from './containers-core.js';
 
@@ -102,7 +109,10 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     const bundle = writeBundle(cfg.execRoot, c.ID, spec);
     const type = hc.LogConfig?.Type || cfg.logDriver || 'json-file';
     c.LogPath = type === 'json-file' ? c.path(`${c.ID}-json.log`) : '';
-    const log = resolveLogSettings(type, hc.LogConfig?.Config ?? {}, c.LogPath, {
+    // local: moby's path, <container dir>/local-logs/container.log (not shown as LogPath, like dockerd)
+    const driverPath = type === 'local' ? localLogPath(c) : c.LogPath;
+    if (type === 'local') fs.mkdirSync(path.dirname(driverPath), { recursive: true, mode: 0o700 });
+    const log = resolveLogSettings(type, hc.LogConfig?.Config ?? {}, driverPath, {
       id: c.ID,
       name: c.Name,
       imageId: c.Image,
@@ -133,6 +143,8 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     // not fsynced: after a crash the state is taken from the shim and the runtime
     c.toDisk({ sync: false });
     const task: Task = { shim, runtime, pid: st.pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
+    // the shim only renames on rotation; berthd gzips the rotated files (logs/local.ts)
+    if (log.driver === 'local' && log.compress && log.path) task.stopLogWatch = watchLocalLog(log.path, log.maxFile);
     core.tasks.set(c.ID, task);
     monitor(core, c, task);
     core.event(c, 'start');
@@ -172,6 +184,12 @@ async function handleExit(
 ): Promise<void> {
   if (task.healthTimer) clearTimeout(task.healthTimer);
   task.healthTimer = undefined;
+  try {
+    task.stopLogWatch?.();
+  } catch (e) {
+    core.log.warn('compressing rotated logs failed', { id: c.ID, error: String(e) });
+  }
+  task.stopLogWatch = undefined;
   core.tasks.delete(c.ID);
   try {
     unmountVolumes(c, core.d.volumes);

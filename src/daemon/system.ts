@@ -61,7 +61,7 @@ export function initInfo(initPath?: string): { binary: string; commit: string } 
 }
 
 /** The log drivers the shim writes (docker info Plugins.Log). */
-export const LOG_DRIVERS = ['json-file', 'none'] as const;
+export const LOG_DRIVERS = ['json-file', 'local', 'none'] as const;
 
 export function cgroupVersion(): '1' | '2' {
   return fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1';

@@ -4,5 +4,6 @@
 export * from './exec.js';
 export * from './log-config.js';
 export * from './logs/jsonfile.js';
+export * from './logs/local.js';
 export * from './oci-runtime.js';
 export * from './shim-client.js';

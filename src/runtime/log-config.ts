@@ -8,12 +8,14 @@ import { invalidArgument, notImplemented } from '../errors/index.js';
 
 export const DEFAULT_LOG_MAX_SIZE = 20 * 1024 * 1024;
 export const DEFAULT_LOG_MAX_FILE = 5;
-export const LOG_DRIVERS = ['json-file', 'none'] as const;
+export const LOG_DRIVERS = ['json-file', 'local', 'none'] as const;
 
 export interface ShimLogSettings {
-  driver: 'json-file' | 'none';
-  /** `<container dir>/<id>-json.log` for json-file. */
+  driver: 'json-file' | 'local' | 'none';
+  /** `<container dir>/<id>-json.log` for json-file, `<container dir>/local-logs/container.log` for local. */
   path?: string;
+  /** local: gzip rotated files (berthd does it, see logs/local.ts compressRotated). */
+  compress?: boolean;
   /** Bytes; -1 means never rotate. */
   maxSize: number;
   maxFile: number;
@@ -58,7 +60,12 @@ export function validateLogOpts(driver: string, opts: Record<string, string>): v
     if (k) throw invalidArgument(`unknown log opt '${k}' for none log driver`);
     return;
   }
-  if (driver === 'local') throw notImplemented('the local log driver is not supported by berth yet: use json-file');
+  if (driver === 'local') {
+    for (const k of Object.keys(opts)) {
+      if (!JSON_FILE_OPTS.has(k)) throw invalidArgument(`unknown log opt '${k}' for log driver local`);
+    }
+    return;
+  }
   if (driver !== 'json-file') throw invalidArgument(`logger: no log driver named '${driver}' is registered`);
   for (const k of Object.keys(opts)) {
     if (!JSON_FILE_OPTS.has(k)) throw invalidArgument(`unknown log opt '${k}' for json-file log driver`);
@@ -127,6 +134,7 @@ export function resolveLogSettings(
 ): ShimLogSettings {
   validateLogOpts(driver, opts);
   if (driver === 'none') return { driver: 'none', maxSize: -1, maxFile: 1 };
+  if (driver === 'local') return resolveLocal(opts, logPath);
   let maxSize = -1;
   let maxFile = 1;
   if (opts['max-size'] === undefined && opts['max-file'] === undefined) {
@@ -160,4 +168,31 @@ export function resolveLogSettings(
     maxFile,
     attrs: Object.keys(attrs).length ? goJsonMap(attrs) : undefined,
   };
+}
+
+const TRUE_RE = /^(1|t|T|TRUE|true|True)$/;
+const BOOL_RE = /^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/;
+
+/** moby's local driver config: max-size 20m, max-file 5, compress true unless set. */
+function resolveLocal(opts: Record<string, string>, logPath: string): ShimLogSettings {
+  let maxSize = DEFAULT_LOG_MAX_SIZE;
+  let maxFile = DEFAULT_LOG_MAX_FILE;
+  let compress = true;
+  if (opts['max-size'] !== undefined) {
+    maxSize = parseHumanSize(opts['max-size']);
+    if (maxSize <= 0) throw invalidArgument('max-size must be a positive number');
+  }
+  if (opts['max-file'] !== undefined) {
+    if (!/^-?\d+$/.test(opts['max-file']))
+      throw invalidArgument(`strconv.Atoi: parsing "${opts['max-file']}": invalid syntax`);
+    maxFile = Number(opts['max-file']);
+    if (maxFile < 1) throw invalidArgument('max-file cannot be less than 1');
+  }
+  if (opts.compress !== undefined) {
+    if (!BOOL_RE.test(opts.compress))
+      throw invalidArgument(`strconv.ParseBool: parsing "${opts.compress}": invalid syntax`);
+    compress = TRUE_RE.test(opts.compress);
+  }
+  if (compress && maxFile <= 1) throw invalidArgument('compression cannot be enabled when max file count is 1');
+  return { driver: 'local', path: logPath, maxSize, maxFile, compress };
 }

@@ -178,8 +178,8 @@ export class ShimClient {
     if (opts.openStdin) args.push('--stdin');
     if (opts.stdinOnce) args.push('--stdin-once');
     args.push('--log-driver', opts.log.driver);
-    if (opts.log.driver === 'json-file') {
-      if (!opts.log.path) throw internal('json-file log settings without a path');
+    if (opts.log.driver === 'json-file' || opts.log.driver === 'local') {
+      if (!opts.log.path) throw internal(`${opts.log.driver} log settings without a path`);
       args.push('--log-path', opts.log.path, '--log-max-size', String(opts.log.maxSize));
       args.push('--log-max-file', String(opts.log.maxFile));
       if (opts.log.attrs) args.push('--log-attrs', opts.log.attrs);

@@ -1,0 +1,406 @@
+// The `local` log driver's files (moby daemon/logger/local): the shim writes
+// `<container dir>/local-logs/container.log`, each message framed as
+// [uint32 BE size][protobuf LogEntry][uint32 BE size] (entry.proto: source=1,
+// time_nano=2, line=3 without its "\n", partial=4, partial_log_metadata=5
+// {last=1, id=2, ordinal=3}). Rotation is moby's: container.log.1 is the
+// newest rotated file; with compress (the default) rotated files are gzipped
+// to container.log.N.gz. The shim only renames (it shifts .N and .N.gz
+// alike); berthd gzips container.log.1 afterwards (compressRotated, run by
+// watchLocalLog while the container runs and once more when it stops).
+//
+// Reading yields the same LogRecords as readJsonLog: the line gets its "\n"
+// back unless the entry is a partial piece that does not end the line.
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import zlib from 'node:zlib';
+import type { LogRecord, ReadLogsOptions } from './jsonfile.js';
+
+export interface LocalEntry {
+  source: string;
+  timeNano: bigint;
+  line: Buffer;
+  partial: boolean;
+  partialMeta?: { last: boolean; id: string; ordinal: number };
+}
+
+// ---- protobuf (just what entry.proto needs) ----------------------------------
+
+function varint(out: number[], v: bigint): void {
+  let x = BigInt.asUintN(64, v);
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x) b |= 0x80;
+    out.push(b);
+  } while (x);
+}
+
+function lenField(parts: Buffer[], field: number, data: Buffer): void {
+  const h: number[] = [];
+  varint(h, BigInt((field << 3) | 2));
+  varint(h, BigInt(data.length));
+  parts.push(Buffer.from(h), data);
+}
+
+/** One framed message: size, LogEntry, size (proto3: default values omitted). */
+export function encodeLocalEntry(e: LocalEntry): Buffer {
+  const parts: Buffer[] = [];
+  if (e.source) lenField(parts, 1, Buffer.from(e.source));
+  if (e.timeNano !== 0n) {
+    const h: number[] = [2 << 3];
+    varint(h, e.timeNano);
+    parts.push(Buffer.from(h));
+  }
+  if (e.line.length) lenField(parts, 3, e.line);
+  if (e.partial) parts.push(Buffer.from([4 << 3, 1]));
+  if (e.partialMeta) {
+    const m: Buffer[] = [];
+    if (e.partialMeta.last) m.push(Buffer.from([1 << 3, 1]));
+    if (e.partialMeta.id) lenField(m, 2, Buffer.from(e.partialMeta.id));
+    if (e.partialMeta.ordinal) {
+      const h: number[] = [3 << 3];
+      varint(h, BigInt(e.partialMeta.ordinal));
+      m.push(Buffer.from(h));
+    }
+    lenField(parts, 5, Buffer.concat(m));
+  }
+  const body = Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(body.length + 8);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE(body.length, body.length + 4);
+  return out;
+}
+
+class Reader {
+  p: number;
+  constructor(
+    readonly b: Buffer,
+    start: number,
+    readonly end: number,
+  ) {
+    this.p = start;
+  }
+  varint(): bigint {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.p >= this.end) throw new Error('truncated varint');
+      const c = this.b[this.p++]!;
+      v |= BigInt(c & 0x7f) << shift;
+      if (!(c & 0x80)) return v;
+      shift += 7n;
+      if (shift > 63n) throw new Error('varint overflow');
+    }
+  }
+  bytes(): Buffer {
+    const n = Number(this.varint());
+    if (this.p + n > this.end) throw new Error('truncated field');
+    const s = this.b.subarray(this.p, this.p + n);
+    this.p += n;
+    return s;
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.p += 8;
+    else if (wire === 2) this.bytes();
+    else if (wire === 5) this.p += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+}
+
+/** Decodes a LogEntry message body (without the size frame). Unknown fields (moby's attrs=6) are skipped. */
+export function decodeLogEntry(b: Buffer, start = 0, end = b.length): LocalEntry {
+  const r = new Reader(b, start, end);
+  const e: LocalEntry = { source: '', timeNano: 0n, line: Buffer.alloc(0), partial: false };
+  while (r.p < end) {
+    const key = Number(r.varint());
+    const field = key >> 3;
+    const wire = key & 7;
+    if (field === 1 && wire === 2) e.source = r.bytes().toString('utf8');
+    else if (field === 2 && wire === 0) e.timeNano = BigInt.asIntN(64, r.varint());
+    else if (field === 3 && wire === 2) e.line = Buffer.from(r.bytes());
+    else if (field === 4 && wire === 0) e.partial = r.varint() !== 0n;
+    else if (field === 5 && wire === 2) {
+      const m = r.bytes();
+      const mr = new Reader(m, 0, m.length);
+      const meta = { last: false, id: '', ordinal: 0 };
+      while (mr.p < m.length) {
+        const k = Number(mr.varint());
+        if (k === 1 << 3) meta.last = mr.varint() !== 0n;
+        else if (k === ((2 << 3) | 2)) meta.id = mr.bytes().toString('utf8');
+        else if (k === 3 << 3) meta.ordinal = Number(BigInt.asIntN(32, mr.varint()));
+        else mr.skip(k & 7);
+      }
+      e.partialMeta = meta;
+    } else r.skip(wire);
+  }
+  return e;
+}
+
+/** Framed entries in buf[from..end); stops at an incomplete frame (a write in progress). Returns the offset after the last complete one. */
+export function decodeFrames(buf: Buffer, from: number, end: number, out: LocalEntry[]): number {
+  let p = from;
+  while (p + 4 <= end) {
+    const n = buf.readUInt32BE(p);
+    if (p + 8 + n > end) break;
+    if (buf.readUInt32BE(p + 4 + n) !== n) throw new Error(`corrupt local log frame at offset ${p}`);
+    out.push(decodeLogEntry(buf, p + 4, p + 4 + n));
+    p += 8 + n;
+  }
+  return p;
+}
+
+/** RFC3339Nano as Go prints it (UTC, trailing zeros trimmed): json-file's "time". */
+export function nsToRfc3339Nano(ns: bigint): string {
+  let sec = ns / 1_000_000_000n;
+  let frac = ns % 1_000_000_000n;
+  if (frac < 0n) {
+    frac += 1_000_000_000n;
+    sec -= 1n;
+  }
+  const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+  const f = frac.toString().padStart(9, '0').replace(/0+$/, '');
+  return f ? `${iso}.${f}Z` : `${iso}Z`;
+}
+
+/** The LogRecord `docker logs` prints for an entry (json-file's shape). */
+export function entryToRecord(e: LocalEntry): LogRecord {
+  const ends = !e.partial || !!e.partialMeta?.last;
+  return {
+    stream: e.source === 'stderr' ? 'stderr' : 'stdout',
+    line: ends ? Buffer.concat([e.line, Buffer.from('\n')]) : e.line,
+    time: nsToRfc3339Nano(e.timeNano),
+  };
+}
+
+/** Rotated files present (oldest first: .N.gz or .N), then the live file. */
+export function localLogFiles(logPath: string, maxFile = 5): string[] {
+  const out: string[] = [];
+  let n = Math.max(1, maxFile - 1);
+  while (fs.existsSync(`${logPath}.${n + 1}`) || fs.existsSync(`${logPath}.${n + 1}.gz`)) n++;
+  for (let i = n; i >= 1; i--) {
+    // both exist only mid-compression: the plain file is complete, the .gz may not be
+    if (fs.existsSync(`${logPath}.${i}`)) out.push(`${logPath}.${i}`);
+    else if (fs.existsSync(`${logPath}.${i}.gz`)) out.push(`${logPath}.${i}.gz`);
+  }
+  out.push(logPath);
+  return out;
+}
+
+/**
+ * gzips `<log>.1` to `<log>.1.gz` (moby names compressed rotated files so).
+ * Written to a temp name, renamed only if `<log>.1` is still the file that was
+ * read (the shim may rotate meanwhile; then the next call compresses the new
+ * `.1`, and the shifted plain file is read as is). Also compresses older plain
+ * files left by a daemon that stopped before compressing them.
+ */
+export function compressRotated(logPath: string, maxFile = 5): void {
+  for (let i = Math.max(1, maxFile - 1); i >= 1; i--) {
+    const src = `${logPath}.${i}`;
+    let fd: number;
+    try {
+      fd = fs.openSync(src, 'r');
+    } catch {
+      continue;
+    }
+    try {
+      const ino = fs.fstatSync(fd).ino;
+      const data = fs.readFileSync(fd);
+      const gz = zlib.gzipSync(data);
+      const tmp = `${src}.gz.tmp`;
+      fs.writeFileSync(tmp, gz, { mode: 0o640 });
+      let same = false;
+      try {
+        same = fs.statSync(src).ino === ino;
+      } catch {
+        same = false;
+      }
+      if (same) {
+        fs.renameSync(tmp, `${src}.gz`);
+        fs.rmSync(src, { force: true });
+      } else fs.rmSync(tmp, { force: true });
+    } catch {
+      // next round
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/**
+ * While a local-driver container runs: compress rotated files as the shim
+ * makes them (fs.watch on local-logs/, with a slow poll as a fallback).
+ * Returns a stop function that compresses once more.
+ */
+export function watchLocalLog(logPath: string, maxFile: number): () => void {
+  const dir = logPath.slice(0, logPath.lastIndexOf('/'));
+  let pending = false;
+  const run = () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      compressRotated(logPath, maxFile);
+    }, 50).unref();
+  };
+  let w: fs.FSWatcher | undefined;
+  try {
+    w = fs.watch(dir, (_ev, name) => {
+      if (name && /\.log\.\d+$/.test(String(name))) run();
+    });
+    w.on('error', () => {});
+  } catch {
+    w = undefined;
+  }
+  const t = setInterval(run, 5000);
+  t.unref();
+  return () => {
+    w?.close();
+    clearInterval(t);
+    compressRotated(logPath, maxFile);
+  };
+}
+
+function readWhole(p: string): Buffer {
+  const b = fs.readFileSync(p);
+  return p.endsWith('.gz') ? zlib.gunzipSync(b) : b;
+}
+
+/**
+ * Reads a container's local-driver log with readJsonLog's options and
+ * records. Rotated files are read whole (they are at most max-size each).
+ */
+export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {}): AsyncGenerator<LogRecord[]> {
+  const out = opts.stdout !== false;
+  const err = opts.stderr !== false;
+  const since = opts.since !== undefined && opts.since > 0n ? opts.since : undefined;
+  const until = opts.until !== undefined && opts.until > 0n ? opts.until : undefined;
+  let pastUntil = false;
+  const select = (entries: LocalEntry[]): LogRecord[] => {
+    const recs: LogRecord[] = [];
+    for (const e of entries) {
+      if (until !== undefined && e.timeNano > until) {
+        pastUntil = true;
+        break;
+      }
+      if (since !== undefined && e.timeNano < since) continue;
+      if (e.source === 'stderr' ? err : out) recs.push(entryToRecord(e));
+    }
+    return recs;
+  };
+
+  // open the live file first: a rotation while reading must not lose it
+  let fd = -1;
+  let ino = 0;
+  let pos = 0;
+  try {
+    fd = fs.openSync(logPath, 'r');
+    ino = fs.fstatSync(fd).ino;
+  } catch {
+    fd = -1;
+  }
+  try {
+    const files = localLogFiles(logPath, opts.maxFile).slice(0, -1);
+    const all: LocalEntry[] = [];
+    for (const p of files) {
+      try {
+        const b = readWhole(p);
+        decodeFrames(b, 0, b.length, all);
+      } catch {
+        // rotated away (or being compressed) while listing
+      }
+    }
+    if (fd >= 0) {
+      const size = fs.fstatSync(fd).size;
+      const b = Buffer.allocUnsafe(size);
+      const n = size ? fs.readSync(fd, b, 0, size, 0) : 0;
+      pos = decodeFrames(b, 0, n, all);
+    }
+    const tail = opts.tail;
+    const picked = tail !== undefined && tail >= 0 ? (tail === 0 ? [] : all.slice(-tail)) : all;
+    const first = select(picked);
+    if (first.length) yield first;
+    if (!opts.follow || pastUntil || opts.signal?.aborted) return;
+
+    if (fd < 0) {
+      fd = await openWhenExists(logPath, opts);
+      if (fd < 0) return;
+      ino = fs.fstatSync(fd).ino;
+      pos = 0;
+    }
+    let stopped = false;
+    opts.stopped?.then(
+      () => {
+        stopped = true;
+      },
+      () => {
+        stopped = true;
+      },
+    );
+    const pollMs = opts.pollMs ?? 100;
+    for (;;) {
+      const finalRound = stopped;
+      const size = fs.fstatSync(fd).size;
+      if (size < pos) pos = 0;
+      if (size > pos) {
+        const b = Buffer.allocUnsafe(size - pos);
+        const n = fs.readSync(fd, b, 0, b.length, pos);
+        const entries: LocalEntry[] = [];
+        pos += decodeFrames(b, 0, n, entries);
+        const recs = select(entries);
+        if (recs.length) yield recs;
+      }
+      if (pastUntil || opts.signal?.aborted) return;
+      let cur: fs.Stats | undefined;
+      try {
+        cur = fs.statSync(logPath);
+      } catch {
+        cur = undefined;
+      }
+      if (cur && cur.ino !== ino) {
+        if (fs.fstatSync(fd).size > pos) continue; // finish the rotated file first
+        fs.closeSync(fd);
+        fd = fs.openSync(logPath, 'r');
+        ino = fs.fstatSync(fd).ino;
+        pos = 0;
+        continue;
+      }
+      if (finalRound) return;
+      if (until !== undefined && BigInt(Date.now()) * 1_000_000n > until) return;
+      try {
+        await sleep(pollMs, undefined, { signal: opts.signal });
+      } catch {
+        return;
+      }
+    }
+  } finally {
+    if (fd >= 0) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // closed
+      }
+    }
+  }
+}
+
+async function openWhenExists(p: string, opts: ReadLogsOptions): Promise<number> {
+  for (;;) {
+    try {
+      return fs.openSync(p, 'r');
+    } catch {
+      if (opts.signal?.aborted) return -1;
+      try {
+        await sleep(opts.pollMs ?? 100, undefined, { signal: opts.signal });
+      } catch {
+        return -1;
+      }
+    }
+  }
+}
+
+/** moby's local-driver file: `<container dir>/local-logs/container.log`. */
+export function localLogPath(c: { path(rel: string): string }): string {
+  return c.path('local-logs/container.log');
+}
