@@ -143,8 +143,6 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     // not fsynced: after a crash the state is taken from the shim and the runtime
     c.toDisk({ sync: false });
     const task: Task = { shim, runtime, pid: st.pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
-    // the shim only renames on rotation; berthd gzips the rotated files (logs/local.ts)
-    if (log.driver === 'local' && log.compress && log.path) task.stopLogWatch = watchLocalLog(log.path, log.maxFile);
     core.tasks.set(c.ID, task);
     monitor(core, c, task);
     core.event(c, 'start');
@@ -163,6 +161,17 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
 /** Watches a task until it exits, then applies the exit (also for restored tasks). */
 export function monitor(core: ContainersCore, c: Container, task: Task): void {
   startHealth(core, c, task);
+  // local log driver: the shim only renames on rotation; berthd gzips the
+  // rotated files while the task runs (also a live-restored one) and once more at exit
+  const lc = c.HostConfig.LogConfig;
+  if (lc?.Type === 'local' && !task.stopLogWatch) {
+    try {
+      const log = resolveLogSettings('local', lc.Config ?? {}, localLogPath(c), { id: c.ID });
+      if (log.compress && log.path) task.stopLogWatch = watchLocalLog(log.path, log.maxFile);
+    } catch (e) {
+      core.log.warn('local log compression not started', { id: c.ID, error: String(e) });
+    }
+  }
   task.done = task.shim
     .wait()
     .then(

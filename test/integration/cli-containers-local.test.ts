@@ -19,7 +19,9 @@ if (skip) console.log(`# skipping cli-containers-local: ${skip}`);
 const refSkip = skip ?? referenceDockerdUnavailable();
 
 const IMG = 'bbox:1';
-const SCRIPT = 'echo a; echo b >&2; printf "tab\\there <&> \\"q\\" \\\\ é\\n"; printf "no newline"';
+// sleeps: stdout and stderr are separate pipes; their order in the log (and so --tail) is fixed only by time
+const SCRIPT =
+  'echo a; printf "tab\\there <&> \\"q\\" \\\\ é\\n"; sleep 0.2; echo b >&2; sleep 0.2; printf "no newline"';
 
 describe('docker CLI against berthd: local log driver', { skip, timeout: 200_000 }, () => {
   let b: Berthd;
