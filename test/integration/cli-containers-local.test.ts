@@ -207,4 +207,28 @@ describe("berth's local-driver file read by the reference dockerd 20.10", { skip
       assert.equal(o.stderr.toString(), r.stderr.toString(), `${args.join(' ')} stderr`);
     }
   });
+
+  test('rotated files gzipped by berthd are read by the reference too', async () => {
+    const opts = ['--log-driver', 'local', '--log-opt', 'max-size=1k', '--log-opt', 'max-file=3'];
+    const loop = 'i=0; while [ $i -lt 120 ]; do echo "r-$i"; i=$((i+1)); done';
+    const bo = await onBerth(['run', '--name', 'rsrc', ...opts, '--network', 'none', IMG, 'sh', '-c', loop]);
+    assert.equal(bo.code, 0, bo.stderr);
+    const ro = await onRef(['run', '--name', 'rdst', ...opts, '--network', 'none', IMG, 'true']);
+    assert.equal(ro.code, 0, ro.stderr);
+    const id = async (f: typeof onRef, n: string) =>
+      (await f(['inspect', '-f', '{{.Id}}', n])).stdout.toString().trim();
+    const src = path.join(b.dataRoot, 'containers', await id(onBerth, 'rsrc'), 'local-logs');
+    const dst = path.join(ref.dataRoot, 'containers', await id(onRef, 'rdst'), 'local-logs');
+    const want = ['container.log', 'container.log.1.gz', 'container.log.2.gz'];
+    await until(() => fs.readdirSync(src).sort().join() === want.join());
+    for (const f of fs.readdirSync(dst)) await fsp.rm(path.join(dst, f));
+    for (const f of want) await fsp.copyFile(path.join(src, f), path.join(dst, f));
+    for (const args of [['logs'], ['logs', '--tail', '30'], ['logs', '-t']]) {
+      const [r, o] = await Promise.all([onRef([...args, 'rdst']), onBerth([...args, 'rsrc'])]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(o.stdout.toString(), r.stdout.toString(), `${args.join(' ')} stdout`);
+    }
+    const out = (await onBerth(['logs', 'rsrc'])).stdout.toString();
+    assert.ok(out.endsWith('r-119\n') && !out.startsWith('r-0\n'), out.slice(0, 40));
+  });
 });
