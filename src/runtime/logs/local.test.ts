@@ -15,6 +15,7 @@ import {
   decodeLogEntry,
   encodeLocalEntry,
   entryToRecord,
+  gzipLastTime,
   type LocalEntry,
   localLogFiles,
   nsToRfc3339Nano,
@@ -158,7 +159,12 @@ test('local rotation by the shim, gzip by compressRotated; reader tail/since/unt
   assert.deepEqual(fs.readdirSync(dir).sort(), ['container.log', 'container.log.1.gz', 'container.log.2.gz']);
   assert.deepEqual(localLogFiles(lp, 3), [`${lp}.2.gz`, `${lp}.1.gz`, lp]);
   // rotated files: whole frames, rotation once max-size was reached
-  const one = zlib.gunzipSync(fs.readFileSync(`${lp}.1.gz`));
+  const gz1 = fs.readFileSync(`${lp}.1.gz`);
+  const one = zlib.gunzipSync(gz1);
+  // moby's header metadata: lastTime = the file's last entry
+  const oneEntries: LocalEntry[] = [];
+  decodeFrames(one, 0, one.length, oneEntries);
+  assert.equal(gzipLastTime(gz1), oneEntries[oneEntries.length - 1]!.timeNano);
   assert.ok(one.length >= 20_000 && one.length < 20_100, `${one.length}`);
   const recs = await all(readLocalLog(lp, { maxFile: 3 }));
   assert.deepEqual(recs, plain);

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
-import type { LogRecord, ReadLogsOptions } from './jsonfile.js';
+import { type LogRecord, parseRfc3339Ns, type ReadLogsOptions } from './jsonfile.js';
 
 export interface LocalEntry {
   source: string;
@@ -189,6 +189,50 @@ export function localLogFiles(logPath: string, maxFile = 5): string[] {
 }
 
 /**
+ * gzip with moby's header metadata: the FEXTRA field holds
+ * `{"lastTime":"<RFC3339Nano of the file's last entry>"}` (loggerutils
+ * rotateFileMetadata; moby skips a compressed file whose lastTime is before
+ * `since`). The gzip trailer's CRC covers the data only, so the extra field is
+ * spliced into node's 10-byte header.
+ */
+export function gzipWithLastTime(data: Buffer): Buffer {
+  const gz = zlib.gzipSync(data);
+  const last = lastEntryTime(data);
+  if (last === undefined || gz[3] !== 0) return gz;
+  const extra = Buffer.from(JSON.stringify({ lastTime: nsToRfc3339Nano(last) }));
+  const xlen = Buffer.alloc(2);
+  xlen.writeUInt16LE(extra.length, 0);
+  const head = Buffer.from(gz.subarray(0, 10));
+  head[3] = 0x04; // FEXTRA
+  return Buffer.concat([head, xlen, extra, gz.subarray(10)]);
+}
+
+/** The time of the last complete entry (read from the end: its trailing size frame). */
+function lastEntryTime(data: Buffer): bigint | undefined {
+  if (data.length < 8) return undefined;
+  const n = data.readUInt32BE(data.length - 4);
+  const start = data.length - 8 - n;
+  if (start < 0 || data.readUInt32BE(start) !== n) return undefined;
+  try {
+    return decodeLogEntry(data, start + 4, start + 4 + n).timeNano;
+  } catch {
+    return undefined;
+  }
+}
+
+/** moby's lastTime from a compressed file's gzip header, in ns (undefined when absent). */
+export function gzipLastTime(gz: Buffer): bigint | undefined {
+  if (gz.length < 12 || gz[0] !== 0x1f || gz[1] !== 0x8b || !(gz[3]! & 0x04)) return undefined;
+  const xlen = gz.readUInt16LE(10);
+  try {
+    const j = JSON.parse(gz.toString('utf8', 12, 12 + xlen)) as { lastTime?: string };
+    return j.lastTime ? parseRfc3339Ns(j.lastTime) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * gzips `<log>.1` to `<log>.1.gz` (moby names compressed rotated files so).
  * Written to a temp name, renamed only if `<log>.1` is still the file that was
  * read (the shim may rotate meanwhile; then the next call compresses the new
@@ -207,7 +251,7 @@ export function compressRotated(logPath: string, maxFile = 5): void {
     try {
       const ino = fs.fstatSync(fd).ino;
       const data = fs.readFileSync(fd);
-      const gz = zlib.gzipSync(data);
+      const gz = gzipWithLastTime(data);
       const tmp = `${src}.gz.tmp`;
       fs.writeFileSync(tmp, gz, { mode: 0o640 });
       let same = false;
@@ -262,9 +306,15 @@ export function watchLocalLog(logPath: string, maxFile: number): () => void {
   };
 }
 
-function readWhole(p: string): Buffer {
+/** A file's content; null for a compressed file whose header says it ends before `since` (moby skips those too). */
+function readWhole(p: string, since?: bigint): Buffer | null {
   const b = fs.readFileSync(p);
-  return p.endsWith('.gz') ? zlib.gunzipSync(b) : b;
+  if (!p.endsWith('.gz')) return b;
+  if (since !== undefined) {
+    const last = gzipLastTime(b);
+    if (last !== undefined && last < since) return null;
+  }
+  return zlib.gunzipSync(b);
 }
 
 /**
@@ -305,8 +355,9 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
     const all: LocalEntry[] = [];
     for (const p of files) {
       try {
-        const b = readWhole(p);
-        decodeFrames(b, 0, b.length, all);
+        // tail counts entries before since filters them: only skip files when no tail is asked
+        const b = readWhole(p, opts.tail !== undefined && opts.tail >= 0 ? undefined : since);
+        if (b) decodeFrames(b, 0, b.length, all);
       } catch {
         // rotated away (or being compressed) while listing
       }
