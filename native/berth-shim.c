@@ -34,6 +34,8 @@
 
 /* ---------- arguments ---------- */
 static const char *a_id, *a_bundle, *a_dir, *a_runtime = "runc", *a_log_driver = "json-file", *a_log_path, *a_log_attrs;
+/* local: LogEntry attrs fields (6), protobuf bytes in hex, appended to every entry as they are */
+static const char *a_log_attrs_pb;
 static const char *a_rt_args[MAX_RT_ARGS];
 static int a_nrt, a_tty, a_stdin, a_stdin_once;
 static long long a_max_size = -1;
@@ -310,6 +312,7 @@ static void log_rotate(void) {
    Output that ends without a newline stays partial with last=false, so both
    moby and berth print it without a newline, as json-file does. */
 static int g_local;
+static struct buf g_attrs_pb; /* decoded --log-attrs-pb */
 struct lpartial {
   char id[65];
   int ordinal; /* 0: not inside a partial line */
@@ -367,6 +370,7 @@ static void local_entry(const char *stream, const char *line, size_t n, int part
     pb_bytes(&g_logout, 5, meta.p, meta.len);
   }
   free(meta.p);
+  if (g_attrs_pb.len) buf_add(&g_logout, g_attrs_pb.p, g_attrs_pb.len);
   uint32_t sz = (uint32_t)(g_logout.len - start);
   unsigned char be[4] = {(unsigned char)(sz >> 24), (unsigned char)(sz >> 16), (unsigned char)(sz >> 8),
                          (unsigned char)sz};
@@ -1262,7 +1266,7 @@ static int exec_main(const char *process, const char *csock_path, const char *pi
 static void usage(void) {
   die("usage: berth-shim --id ID --bundle DIR --state-dir DIR [--runtime PATH] [--runtime-arg ARG]... [--tty] "
       "[--stdin] [--stdin-once] [--log-driver json-file|local|none] [--log-path FILE] [--log-max-size BYTES] "
-      "[--log-max-file N] [--log-attrs JSON]");
+      "[--log-max-file N] [--log-attrs JSON] [--log-attrs-pb HEX]");
 }
 
 int main(int argc, char **argv) {
@@ -1285,6 +1289,7 @@ int main(int argc, char **argv) {
     OPT("--log-driver", a_log_driver)
     OPT("--log-path", a_log_path)
     OPT("--log-attrs", a_log_attrs)
+    OPT("--log-attrs-pb", a_log_attrs_pb)
     OPT("--process", e_process)
     OPT("--console-socket", e_csock)
     OPT("--pid-file", e_pidfile)
@@ -1321,6 +1326,15 @@ int main(int argc, char **argv) {
   g_log_on = g_local || !strcmp(a_log_driver, "json-file");
   if (!g_log_on && strcmp(a_log_driver, "none")) die("berth-shim: unsupported log driver %s", a_log_driver);
   if (g_log_on && !a_log_path) die("berth-shim: --log-path is required for %s", a_log_driver);
+  if (a_log_attrs_pb) {
+    size_t hl = strlen(a_log_attrs_pb);
+    for (size_t i = 0; i + 1 < hl; i += 2) {
+      unsigned int byte;
+      if (sscanf(a_log_attrs_pb + i, "%2x", &byte) != 1) die("berth-shim: bad --log-attrs-pb");
+      char c = (char)byte;
+      buf_add(&g_attrs_pb, &c, 1);
+    }
+  }
   if (a_max_file < 1) a_max_file = 1;
   for (int i = 0; i < MAX_CLIENTS; i++) g_cl[i].fd = -1;
 

@@ -5,6 +5,7 @@
 // explicit max-size/max-file takes Docker's meaning (max-size alone keeps
 // max-file 1, a truncate-in-place); `max-size: -1` (berth only) turns rotation off.
 import { invalidArgument, notImplemented } from '../errors/index.js';
+import { encodeLogAttrs } from './logs/local.js';
 
 export const DEFAULT_LOG_MAX_SIZE = 20 * 1024 * 1024;
 export const DEFAULT_LOG_MAX_FILE = 5;
@@ -16,6 +17,8 @@ export interface ShimLogSettings {
   path?: string;
   /** local: gzip rotated files (berthd does it, see logs/local.ts compressRotated). */
   compress?: boolean;
+  /** local: the LogEntry attrs fields (6) appended to every entry, hex (logs/local.ts encodeLogAttrs). */
+  attrsPb?: string;
   /** Bytes; -1 means never rotate. */
   maxSize: number;
   maxFile: number;
@@ -134,7 +137,13 @@ export function resolveLogSettings(
 ): ShimLogSettings {
   validateLogOpts(driver, opts);
   if (driver === 'none') return { driver: 'none', maxSize: -1, maxFile: 1 };
-  if (driver === 'local') return resolveLocal(opts, logPath);
+  if (driver === 'local') {
+    const l = resolveLocal(opts, logPath);
+    const attrs = extraAttributes(opts, ctx);
+    if (opts.tag) attrs.tag = renderTag(opts.tag, ctx);
+    if (Object.keys(attrs).length) l.attrsPb = encodeLogAttrs(attrs).toString('hex');
+    return l;
+  }
   let maxSize = -1;
   let maxFile = 1;
   if (opts['max-size'] === undefined && opts['max-file'] === undefined) {

@@ -183,6 +183,7 @@ export class ShimClient {
       args.push('--log-path', opts.log.path, '--log-max-size', String(opts.log.maxSize));
       args.push('--log-max-file', String(opts.log.maxFile));
       if (opts.log.attrs) args.push('--log-attrs', opts.log.attrs);
+      if (opts.log.attrsPb) args.push('--log-attrs-pb', opts.log.attrsPb);
     }
     const shimPath = opts.shimPath ?? DEFAULT_SHIM_PATH;
     if (!fs.existsSync(shimPath)) throw failedPrecondition(`berth-shim not found at ${shimPath}: run npm install`);

@@ -145,6 +145,21 @@ describe('docker CLI against berthd: local log driver', { skip, timeout: 200_000
     assert.ok(fs.readdirSync(await localDir('big')).some((x) => x.endsWith('.gz')));
   });
 
+  test('logs --details: labels/env/tag attrs as for json-file', async () => {
+    const flags = ['--label', 'team=x', '-e', 'K=v', '--log-opt', 'labels=team', '--log-opt', 'env=K'];
+    const tag = ['--log-opt', 'tag={{.Name}}'];
+    for (const [name, drv] of [
+      ['dloc', ['--log-driver', 'local']],
+      ['djs', []],
+    ] as const) {
+      await ok(['run', '--name', name, ...drv, ...flags, ...tag, '--network', 'none', IMG, 'echo', 'hi']);
+    }
+    const [l, j] = await Promise.all([dk(['logs', '--details', 'dloc']), dk(['logs', '--details', 'djs'])]);
+    assert.equal(l.stdout.toString().replace('dloc', 'NAME'), j.stdout.toString().replace('djs', 'NAME'));
+    assert.equal(l.stdout.toString(), 'K=v,tag=dloc,team=x hi\n');
+    await ok(['rm', 'dloc', 'djs']);
+  });
+
   test('bad local log opts are refused with moby messages', async () => {
     const r = await dk(['run', '--rm', '--log-driver', 'local', '--log-opt', 'max-file=1', IMG, 'true']);
     assert.notEqual(r.code, 0);

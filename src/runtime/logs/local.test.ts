@@ -50,6 +50,16 @@ test('local frames: encode/decode round trip, partial metadata, proto3 defaults,
       partial: true,
       partialMeta: { last: true, id: 'f'.repeat(64), ordinal: 300 },
     },
+    {
+      source: 'stdout',
+      timeNano: 5n,
+      line: Buffer.from('with attrs'),
+      partial: false,
+      attrs: [
+        ['tag', 'web/1'],
+        ['team', 'x'],
+      ],
+    },
   ];
   const buf = Buffer.concat(entries.map(encodeLocalEntry));
   const out: LocalEntry[] = [];
@@ -60,8 +70,10 @@ test('local frames: encode/decode round trip, partial metadata, proto3 defaults,
   assert.equal(one.toString('hex'), `0000000d${'0a06' + Buffer.from('stdout').toString('hex')}1001${'1a0161'}0000000d`);
   // an incomplete trailing frame (a write in progress) is left for later
   const part: LocalEntry[] = [];
-  assert.equal(decodeFrames(buf, 0, buf.length - 3, part), buf.length - encodeLocalEntry(entries[3]!).length);
-  assert.equal(part.length, 3);
+  assert.equal(decodeFrames(buf, 0, buf.length - 3, part), buf.length - encodeLocalEntry(entries[4]!).length);
+  assert.deepEqual(entryToRecord(entries[4]!, true).attrs, { tag: 'web/1', team: 'x' });
+  assert.equal(entryToRecord(entries[4]!).attrs, undefined);
+  assert.equal(part.length, entries.length - 1);
   // moby's attrs (field 6, repeated LogAttr) are skipped
   const withAttrs = Buffer.concat([Buffer.from('0a067374646f7574', 'hex'), Buffer.from('32060a016b120176', 'hex')]);
   assert.deepEqual(decodeLogEntry(withAttrs).source, 'stdout');
@@ -83,6 +95,11 @@ test('local log settings: moby defaults 20m x 5, compress true; validation', () 
   assert.deepEqual([s.maxSize, s.maxFile, s.compress], [10_000, 3, false]);
   assert.throws(() => resolveLogSettings('local', { 'max-file': '1' }, '/l', ctx), /compression cannot be enabled/);
   assert.equal(resolveLogSettings('local', { 'max-file': '1', compress: 'false' }, '/l', ctx).maxFile, 1);
+  const a = resolveLogSettings('local', { labels: 'team', tag: '{{.ID}}' }, '/l', { ...ctx, labels: { team: 'x' } });
+  assert.deepEqual(decodeLogEntry(Buffer.from(a.attrsPb!, 'hex')).attrs, [
+    ['tag', 'aaaaaaaaaaaa'],
+    ['team', 'x'],
+  ]);
   assert.throws(
     () => resolveLogSettings('local', { bogus: '1' }, '/l', ctx),
     /unknown log opt 'bogus' for log driver local/,

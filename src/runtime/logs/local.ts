@@ -21,6 +21,21 @@ export interface LocalEntry {
   line: Buffer;
   partial: boolean;
   partialMeta?: { last: boolean; id: string; ordinal: number };
+  /** attrs=6 (repeated LogAttr {key=1, value=2}): labels/env/tag log-opts, as in current moby. */
+  attrs?: Array<[string, string]>;
+}
+
+/** The attrs fields (6) of every entry, encoded once: what the shim gets as --log-attrs-pb (hex). */
+export function encodeLogAttrs(attrs: Record<string, string>): Buffer {
+  const parts: Buffer[] = [];
+  const sorted = Object.entries(attrs).sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : 1));
+  for (const [k, v] of sorted) {
+    const m: Buffer[] = [];
+    if (k) lenField(m, 1, Buffer.from(k));
+    if (v) lenField(m, 2, Buffer.from(v));
+    lenField(parts, 6, Buffer.concat(m));
+  }
+  return Buffer.concat(parts);
 }
 
 // ---- protobuf (just what entry.proto needs) ----------------------------------
@@ -64,6 +79,7 @@ export function encodeLocalEntry(e: LocalEntry): Buffer {
     }
     lenField(parts, 5, Buffer.concat(m));
   }
+  if (e.attrs?.length) parts.push(encodeLogAttrs(Object.fromEntries(e.attrs)));
   const body = Buffer.concat(parts);
   const out = Buffer.allocUnsafe(body.length + 8);
   out.writeUInt32BE(body.length, 0);
@@ -133,6 +149,19 @@ export function decodeLogEntry(b: Buffer, start = 0, end = b.length): LocalEntry
         else mr.skip(k & 7);
       }
       e.partialMeta = meta;
+    } else if (field === 6 && wire === 2) {
+      const m = r.bytes();
+      const mr = new Reader(m, 0, m.length);
+      let k = '';
+      let v = '';
+      while (mr.p < m.length) {
+        const key = Number(mr.varint());
+        if (key === ((1 << 3) | 2)) k = mr.bytes().toString('utf8');
+        else if (key === ((2 << 3) | 2)) v = mr.bytes().toString('utf8');
+        else mr.skip(key & 7);
+      }
+      e.attrs ??= [];
+      e.attrs.push([k, v]);
     } else r.skip(wire);
   }
   return e;
@@ -165,13 +194,15 @@ export function nsToRfc3339Nano(ns: bigint): string {
 }
 
 /** The LogRecord `docker logs` prints for an entry (json-file's shape). */
-export function entryToRecord(e: LocalEntry): LogRecord {
+export function entryToRecord(e: LocalEntry, details = false): LogRecord {
   const ends = !e.partial || !!e.partialMeta?.last;
-  return {
+  const rec: LogRecord = {
     stream: e.source === 'stderr' ? 'stderr' : 'stdout',
     line: ends ? Buffer.concat([e.line, Buffer.from('\n')]) : e.line,
     time: nsToRfc3339Nano(e.timeNano),
   };
+  if (details && e.attrs?.length) rec.attrs = Object.fromEntries(e.attrs);
+  return rec;
 }
 
 /** Rotated files present (oldest first: .N.gz or .N), then the live file. */
@@ -335,7 +366,7 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
         break;
       }
       if (since !== undefined && e.timeNano < since) continue;
-      if (e.source === 'stderr' ? err : out) recs.push(entryToRecord(e));
+      if (e.source === 'stderr' ? err : out) recs.push(entryToRecord(e, !!opts.details));
     }
     return recs;
   };
