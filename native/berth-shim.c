@@ -1,8 +1,8 @@
 // berth-shim: one small process per container. Started by berthd, detached
 // (own session), child subreaper. Creates the container through the OCI
 // runtime, owns its stdio (pipes, or the pty master received over the console
-// socket), writes the container log itself (json-file in Docker's format, or
-// none), reaps init, records the exit in state.json and serves a control
+// socket), writes the container log itself (json-file in Docker's format,
+// moby's `local` format, or none), reaps init, records the exit in state.json and serves a control
 // socket (see src/runtime/shim-protocol.md). Single-threaded poll() loop.
 #define _GNU_SOURCE
 #include <errno.h>
