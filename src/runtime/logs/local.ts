@@ -325,6 +325,7 @@ export function watchLocalLog(logPath: string, maxFile: number): () => void {
       if (name && /\.log\.\d+$/.test(String(name))) run();
     });
     w.on('error', () => {});
+    w.unref(); // never keeps berthd alive at shutdown
   } catch {
     w = undefined;
   }
