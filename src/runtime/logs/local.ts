@@ -109,8 +109,43 @@ class Reader {
       if (shift > 63n) throw new Error('varint overflow');
     }
   }
+  /** A varint that fits a JS number exactly (keys, lengths, small ints): no BigInt on the hot path. */
+  num(): number {
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.p >= this.end) throw new Error('truncated varint');
+      const c = this.b[this.p++]!;
+      v += (c & 0x7f) * mul;
+      if (!(c & 0x80)) return v;
+      mul *= 128;
+    }
+    throw new Error('varint too large');
+  }
+  /** An int64 varint: the low 28 bits and the rest as numbers, one BigInt at the end. */
+  int64(): bigint {
+    let lo = 0;
+    let i = 0;
+    for (; i < 4; i++) {
+      if (this.p >= this.end) throw new Error('truncated varint');
+      const c = this.b[this.p++]!;
+      lo |= (c & 0x7f) << (7 * i);
+      if (!(c & 0x80)) return BigInt(lo);
+    }
+    let hi = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.p >= this.end) throw new Error('truncated varint');
+      const c = this.b[this.p++]!;
+      hi |= BigInt(c & 0x7f) << shift;
+      if (!(c & 0x80)) break;
+      shift += 7n;
+      if (shift > 42n) throw new Error('varint overflow');
+    }
+    return BigInt.asIntN(64, (hi << 28n) | BigInt(lo >>> 0));
+  }
   bytes(): Buffer {
-    const n = Number(this.varint());
+    const n = this.num();
     if (this.p + n > this.end) throw new Error('truncated field');
     const s = this.b.subarray(this.p, this.p + n);
     this.p += n;
@@ -130,13 +165,21 @@ export function decodeLogEntry(b: Buffer, start = 0, end = b.length): LocalEntry
   const r = new Reader(b, start, end);
   const e: LocalEntry = { source: '', timeNano: 0n, line: Buffer.alloc(0), partial: false };
   while (r.p < end) {
-    const key = Number(r.varint());
+    const key = r.num();
     const field = key >> 3;
     const wire = key & 7;
-    if (field === 1 && wire === 2) e.source = r.bytes().toString('utf8');
-    else if (field === 2 && wire === 0) e.timeNano = BigInt.asIntN(64, r.varint());
+    if (field === 1 && wire === 2) {
+      const src = r.bytes();
+      // the two values the shim writes, without a string decode each
+      e.source =
+        src.length === 6 && src[3] === 0x6f
+          ? 'stdout'
+          : src.length === 6 && src[3] === 0x65
+            ? 'stderr'
+            : src.toString();
+    } else if (field === 2 && wire === 0) e.timeNano = r.int64();
     else if (field === 3 && wire === 2) e.line = Buffer.from(r.bytes());
-    else if (field === 4 && wire === 0) e.partial = r.varint() !== 0n;
+    else if (field === 4 && wire === 0) e.partial = r.num() !== 0;
     else if (field === 5 && wire === 2) {
       const m = r.bytes();
       const mr = new Reader(m, 0, m.length);
@@ -181,6 +224,8 @@ export function decodeFrames(buf: Buffer, from: number, end: number, out: LocalE
 }
 
 /** RFC3339Nano as Go prints it (UTC, trailing zeros trimmed): json-file's "time". */
+let lastSec = Number.NaN;
+let lastIso = '';
 export function nsToRfc3339Nano(ns: bigint): string {
   let sec = ns / 1_000_000_000n;
   let frac = ns % 1_000_000_000n;
@@ -188,7 +233,12 @@ export function nsToRfc3339Nano(ns: bigint): string {
     frac += 1_000_000_000n;
     sec -= 1n;
   }
-  const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+  const secN = Number(sec);
+  if (secN !== lastSec) {
+    lastSec = secN;
+    lastIso = new Date(secN * 1000).toISOString().slice(0, 19);
+  }
+  const iso = lastIso;
   const f = frac.toString().padStart(9, '0').replace(/0+$/, '');
   return f ? `${iso}.${f}Z` : `${iso}Z`;
 }
@@ -338,6 +388,17 @@ export function watchLocalLog(logPath: string, maxFile: number): () => void {
   };
 }
 
+/** The offset after the last complete frame in buf[0..len) (sizes only, nothing decoded). */
+function completeEnd(buf: Buffer, len: number): number {
+  let p = 0;
+  while (p + 4 <= len) {
+    const n = buf.readUInt32BE(p);
+    if (p + 8 + n > len) break;
+    p += 8 + n;
+  }
+  return p;
+}
+
 /** A file's content; null for a compressed file whose header says it ends before `since` (moby skips those too). */
 function readWhole(p: string, since?: bigint): Buffer | null {
   const b = fs.readFileSync(p);
@@ -384,12 +445,13 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
   }
   try {
     const files = localLogFiles(logPath, opts.maxFile).slice(0, -1);
-    const all: LocalEntry[] = [];
+    const tail = opts.tail !== undefined && opts.tail >= 0 ? opts.tail : undefined;
+    const bufs: Array<{ b: Buffer; end: number }> = [];
     for (const p of files) {
       try {
         // tail counts entries before since filters them: only skip files when no tail is asked
-        const b = readWhole(p, opts.tail !== undefined && opts.tail >= 0 ? undefined : since);
-        if (b) decodeFrames(b, 0, b.length, all);
+        const b = readWhole(p, tail !== undefined ? undefined : since);
+        if (b) bufs.push({ b, end: completeEnd(b, b.length) });
       } catch {
         // rotated away (or being compressed) while listing
       }
@@ -398,12 +460,29 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
       const size = fs.fstatSync(fd).size;
       const b = Buffer.allocUnsafe(size);
       const n = size ? fs.readSync(fd, b, 0, size, 0) : 0;
-      pos = decodeFrames(b, 0, n, all);
+      pos = completeEnd(b, n);
+      bufs.push({ b, end: pos });
     }
-    const tail = opts.tail;
-    const picked = tail !== undefined && tail >= 0 ? (tail === 0 ? [] : all.slice(-tail)) : all;
-    const first = select(picked);
-    if (first.length) yield first;
+    // tail: walk back over the trailing size fields, decoding only what is printed
+    const starts = bufs.map((x) => (tail !== undefined ? x.end : 0));
+    if (tail !== undefined) {
+      let need = tail;
+      for (let i = bufs.length - 1; i >= 0 && need > 0; i--) {
+        const { b } = bufs[i]!;
+        let p = bufs[i]!.end;
+        while (need > 0 && p >= 8) {
+          p -= b.readUInt32BE(p - 4) + 8;
+          need--;
+        }
+        starts[i] = Math.max(0, p);
+      }
+    }
+    for (let i = 0; i < bufs.length && !pastUntil; i++) {
+      const entries: LocalEntry[] = [];
+      decodeFrames(bufs[i]!.b, starts[i]!, bufs[i]!.end, entries);
+      const recs = select(entries);
+      if (recs.length) yield recs;
+    }
     if (!opts.follow || pastUntil || opts.signal?.aborted) return;
 
     if (fd < 0) {
