@@ -2,39 +2,14 @@
 // (container.Container) and hostconfig.json (api/types/container.HostConfig),
 // and the Engine API's create request. Key order follows Go's struct order so
 // that files written by berth read like dockerd's.
-import type { HealthConfig } from '../oci/index.js';
 import type { ApiMount, MountPoint } from '../volume/mounts.js';
 
 export type { ApiMount, MountPoint };
 
-/** api/types/container.Config (the create request's body root). */
-export interface ContainerConfig {
-  Hostname?: string;
-  Domainname?: string;
-  User?: string;
-  AttachStdin?: boolean;
-  AttachStdout?: boolean;
-  AttachStderr?: boolean;
-  ExposedPorts?: Record<string, object> | null;
-  Tty?: boolean;
-  OpenStdin?: boolean;
-  StdinOnce?: boolean;
-  Env?: string[] | null;
-  Cmd?: string[] | null;
-  Healthcheck?: HealthConfig | null;
-  ArgsEscaped?: boolean;
-  Image?: string;
-  Volumes?: Record<string, object> | null;
-  WorkingDir?: string;
-  Entrypoint?: string[] | null;
-  NetworkDisabled?: boolean;
-  MacAddress?: string;
-  OnBuild?: string[] | null;
-  Labels?: Record<string, string> | null;
-  StopSignal?: string;
-  StopTimeout?: number | null;
-  Shell?: string[] | null;
-}
+/** api/types/container.Config (the create request's body root): the same struct as an image's config. */
+import type { ContainerConfig } from '../oci/index.js';
+
+export type { ContainerConfig };
 
 export interface RestartPolicy {
   Name: '' | 'no' | 'always' | 'unless-stopped' | 'on-failure' | string;

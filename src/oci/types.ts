@@ -54,7 +54,11 @@ export interface HealthConfig {
   Retries?: number;
 }
 
-/** The `config` (and `container_config`) object of an image config. */
+/**
+ * The `config` (and `container_config`) object of an image config — moby's
+ * container.Config, which is also the root of a container create request and
+ * of config.v2.json's Config (src/container uses this same type).
+ */
 export interface ContainerConfig {
   Hostname?: string;
   Domainname?: string;
@@ -68,18 +72,19 @@ export interface ContainerConfig {
   StdinOnce?: boolean;
   Env?: string[] | null;
   Cmd?: string[] | null;
-  Healthcheck?: HealthConfig;
+  Healthcheck?: HealthConfig | null;
   ArgsEscaped?: boolean;
   Image?: string;
   Volumes?: Record<string, object> | null;
   WorkingDir?: string;
   Entrypoint?: string[] | null;
   NetworkDisabled?: boolean;
+  MacAddress?: string;
   OnBuild?: string[] | null;
   Labels?: Record<string, string> | null;
   StopSignal?: string;
-  StopTimeout?: number;
-  Shell?: string[];
+  StopTimeout?: number | null;
+  Shell?: string[] | null;
 }
 
 export interface HistoryEntry {

@@ -384,7 +384,8 @@ export async function* readJsonLog(logPath: string, opts: ReadLogsOptions = {}):
   }
 }
 
-async function openWhenExists(p: string, opts: ReadLogsOptions): Promise<number> {
+/** Opens a log file that may not exist yet (a container that has not logged), polling until it does or the signal aborts (-1). */
+export async function openWhenExists(p: string, opts: ReadLogsOptions): Promise<number> {
   for (;;) {
     try {
       return fs.openSync(p, 'r');

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
-import { type LogRecord, parseRfc3339Ns, type ReadLogsOptions } from './jsonfile.js';
+import { type LogRecord, openWhenExists, parseRfc3339Ns, type ReadLogsOptions } from './jsonfile.js';
 
 export interface LocalEntry {
   source: string;
@@ -542,21 +542,6 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
         fs.closeSync(fd);
       } catch {
         // closed
-      }
-    }
-  }
-}
-
-async function openWhenExists(p: string, opts: ReadLogsOptions): Promise<number> {
-  for (;;) {
-    try {
-      return fs.openSync(p, 'r');
-    } catch {
-      if (opts.signal?.aborted) return -1;
-      try {
-        await sleep(opts.pollMs ?? 100, undefined, { signal: opts.signal });
-      } catch {
-        return -1;
       }
     }
   }
