@@ -196,7 +196,7 @@ describe('local driver and volume service', () => {
     svc.remove('cu');
   });
   test('tmpfs and bind options are mounted on use', { skip: process.getuid?.() !== 0 && 'needs root' }, () => {
-    const t = svc.create({ name: 'tv', driverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m,uid=1000' } });
+    const _t = svc.create({ name: 'tv', driverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m,uid=1000' } });
     assert.equal(
       fs.readFileSync(path.join(root, 'volumes/tv/opts.json'), 'utf8'),
       '{"type":"tmpfs","device":"tmpfs","o":"size=1m,uid=1000"}',

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ReferenceDockerd, referenceDockerdUnavailable, unmountUnder } from '../../../test/kit/reference-dockerd.js';
-import { Container, ContainerCreator, ContainerStore } from '../../container/index.js';
+import { ContainerCreator, ContainerStore } from '../../container/index.js';
 import { LayerStore } from '../../layer/index.js';
 import type { ImageConfig } from '../../oci/index.js';
 import { VolumeService } from '../../volume/index.js';
