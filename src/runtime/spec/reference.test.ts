@@ -73,7 +73,7 @@ const CASES: Record<string, string[]> = {
 };
 const RUN_CASES = new Set(['default', 'caps', 'capsall', 'user', 'ulimit', 'misc']);
 
-describe('OCI spec vs reference dockerd 20.10', { skip: why, timeout: 110_000 }, () => {
+describe('OCI spec vs reference dockerd 20.10', { skip: why, timeout: 300_000 }, () => {
   let d: ReferenceDockerd;
   let work: string;
   let berthRoot: string;
@@ -245,9 +245,13 @@ describe('OCI spec vs reference dockerd 20.10', { skip: why, timeout: 110_000 },
           const bundle = writeBundle(execRoot, c.ID, run);
           const out = spawnSync('runc', ['--root', path.join(execRoot, 'runc'), 'run', '--bundle', bundle, c.ID], {
             encoding: 'utf8',
-            timeout: 30_000,
+            timeout: 60_000, // runc under a loaded machine can be slow; a kill here would read as a spec mismatch
           });
-          assert.equal(out.status, 0, out.stderr);
+          assert.equal(
+            out.status,
+            0,
+            `runc run: status ${out.status} signal ${out.signal} ${out.error ?? ''} ${out.stderr}`,
+          );
           assert.equal(out.stdout, ref.status, 'CapEff and id inside the container');
         }
       } finally {
