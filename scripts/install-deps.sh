@@ -17,7 +17,7 @@ pkgs=(gcc g++ make python3 runc iptables tini golang-github-docker-docker-dev)
 if [ "${1:-}" = "--test" ]; then
   # The reference implementations the tests compare berth against, and the
   # static busybox every test image is made from (nothing is pulled from the internet).
-  pkgs+=(docker.io docker-registry skopeo crun busybox-static attr wrk)
+  pkgs+=(docker.io docker-registry skopeo crun busybox-static attr wrk zstd xz-utils bzip2)
 fi
 
 missing=()

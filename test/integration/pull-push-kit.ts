@@ -2,7 +2,7 @@
 // store, references, v2 metadata, distribution service) on a temp data-root,
 // images built in-process and pushed to a registry with plain HTTP, and
 // helpers to snapshot the stores.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -12,7 +12,7 @@ import { ImageService, ImageStore, imagePaths, ReferenceStore, V2MetadataService
 import { LayerStore } from '../../src/layer/index.js';
 import { makeTar } from '../../src/layer/tar-fixture.js';
 import { type Digest, MediaType, sha256 } from '../../src/oci/index.js';
-import { pushBlob, pushManifest, tempDir } from '../registry/helpers.js';
+import { pushBlob, pushManifest, startDistribution, tempDir } from '../registry/helpers.js';
 
 export interface Engine {
   root: string;
@@ -202,62 +202,15 @@ export function blobDataPath(root: string, digest: Digest): string {
 
 export const progress = () => new RecordingProgress();
 
-/** docker-registry 2.8 with htpasswd auth (a user `alice` / `secret`). */
+/** docker-registry 2.8 with htpasswd auth (the given `user:bcrypt` line), through the registry tests' starter. */
 export async function startDistributionWithHtpasswd(
   htpasswdLine: string,
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const root = tempDir('dist-auth-');
   const dir = tempDir('dist-auth-cfg-');
   fs.writeFileSync(path.join(dir, 'htpasswd'), `${htpasswdLine}\n`);
-  const cfg = path.join(dir, 'config.yml');
-  fs.writeFileSync(
-    cfg,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${root}`,
-      'auth:',
-      '  htpasswd:',
-      '    realm: basic-realm',
-      `    path: ${path.join(dir, 'htpasswd')}`,
-      'http:',
-      '  addr: 127.0.0.1:0',
-      '  secret: berth-test-secret',
-      '',
-    ].join('\n'),
-  );
-  const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-  process.once('exit', () => child.kill('SIGKILL'));
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`docker-registry did not start: ${buf}`)), 15_000);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(`http://${m[1]}`);
-      }
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
+  return startDistribution({
+    extraYaml: ['auth:', '  htpasswd:', '    realm: basic-realm', `    path: ${path.join(dir, 'htpasswd')}`],
   });
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return {
-    url,
-    close: () =>
-      new Promise<void>((r) => {
-        if (child.exitCode !== null) return r();
-        child.once('exit', () => r());
-        child.kill('SIGTERM');
-      }),
-  };
 }
 
 export const hostOf = (url: string) => new URL(url).host;
