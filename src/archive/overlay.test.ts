@@ -108,7 +108,22 @@ test('exportDiff and changes of an overlay upper dir after create/modify/delete 
   assert.ok(wo.isCharacterDevice() && wo.rdev === 0);
   assert.deepEqual(native.lgetxattr(path.join(again, 'data'), 'trusted.overlay.opaque'), Buffer.from('y'));
   assert.ok((await collect(assembleTar(ts, again))).equals(tar));
-  assert.ok((await collect(exportDiff(again, { whiteouts: 'overlay' }))).equals(tar), 'export is deterministic');
+  const reexport = await collect(exportDiff(again, { whiteouts: 'overlay' }));
+  if (!reexport.equals(tar)) {
+    // say where they differ (a rare failure seen once in CI, not yet understood)
+    let at = 0;
+    while (at < Math.min(tar.length, reexport.length) && tar[at] === reexport[at]) at++;
+    const block = Math.floor(at / 512) * 512;
+    const name = (b: Buffer) =>
+      b
+        .subarray(block, block + 100)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
+    assert.fail(
+      `export is deterministic: first difference at byte ${at} (block ${block / 512}, offset ${at - block}); ` +
+        `names there: ${JSON.stringify(name(tar))} vs ${JSON.stringify(name(reexport))}; lengths ${tar.length} vs ${reexport.length}`,
+    );
+  }
 
   const ch = await changes(upper, [lower]);
   const got = new Map(ch.map((c) => [c.path, c.kind]));
