@@ -161,6 +161,10 @@ class Extractor {
       const op = this.p(orig);
       this.createReplacing(orig, () => mknodAny(op, S_IFCHR, 0, 0));
       fs.lchownSync(op, h.uid, h.gid);
+      // moby leaves the whiteout's mtime at "now"; keeping the entry's makes a
+      // re-export of the layer byte-identical to the tar it came from.
+      const [at, mt] = this.times(h);
+      fs.lutimesSync(op, at, mt);
       return;
     }
 
