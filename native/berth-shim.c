@@ -37,7 +37,7 @@ static const char *a_id, *a_bundle, *a_dir, *a_runtime = "runc", *a_log_driver =
 /* local: LogEntry attrs fields (6), protobuf bytes in hex, appended to every entry as they are */
 static const char *a_log_attrs_pb;
 static const char *a_rt_args[MAX_RT_ARGS];
-static int a_nrt, a_tty, a_stdin, a_stdin_once;
+static int a_nrt, a_tty, a_stdin, a_stdin_once, a_run;
 static long long a_max_size = -1;
 static int a_max_file = 1;
 
@@ -51,6 +51,18 @@ static char g_oom_file[1024];
 static struct timespec g_started, g_finished;
 static int g_init_exited, g_finalized;
 static struct timespec g_exit_seen;
+/* --run: the container was started by `runtime run --detach`; its output is
+   not read until berthd's `start` (after attaching the clients that must see
+   all of it), or HOLD_MS at the latest (berthd gone). */
+#define HOLD_MS 10000
+static int g_hold;
+static struct timespec g_hold_since;
+
+static void release_hold(void) {
+  g_hold = 0;
+  /* the stdio drain window starts now, not when init exited during the hold */
+  if (g_init_exited) clock_gettime(CLOCK_MONOTONIC, &g_exit_seen);
+}
 
 static int fd_out = -1, fd_err = -1, fd_in = -1, fd_pty = -1; /* container stdio (shim side) */
 static int g_stdin_closed, g_pty_hup;
@@ -782,6 +794,11 @@ static void handle_line(int ci, char *line) {
     reply(c, reqid, 1, b.p);
     free(b.p);
   } else if (!strcmp(cmd, "start")) {
+    if (g_hold) {
+      release_hold();
+      reply(c, reqid, 1, NULL);
+      return;
+    }
     if (g_status != ST_CREATED) {
       reply(c, reqid, 0, "container is not in the created state");
       return;
@@ -1025,12 +1042,14 @@ static void create_container(void) {
   if (strlen(csockpath) >= 108 && strcmp(a_bundle, a_dir) == 0) snprintf(csockpath, sizeof csockpath, "console.sock");
   const char *argv_tty[] = {"create", "--bundle", a_bundle, "--pid-file", pidfile, "--console-socket", csockpath, a_id, NULL};
   const char *argv_pipe[] = {"create", "--bundle", a_bundle, "--pid-file", pidfile, a_id, NULL};
+  const char *run_tty[] = {"run", "--detach", "--bundle", a_bundle, "--pid-file", pidfile, "--console-socket", csockpath, a_id, NULL};
+  const char *run_pipe[] = {"run", "--detach", "--bundle", a_bundle, "--pid-file", pidfile, a_id, NULL};
   pid_t pid;
   /* While the runtime runs, the container's pipes carry only the runtime's own
      messages (init waits on the exec fifo): the runtime's stderr goes to a
      separate pipe with a TTY, else the stderr pipe is read for errors. */
-  if (a_tty) pid = spawn_runtime(argv_tty, -1, rterr[1], rterr[1]);
-  else pid = spawn_runtime(argv_pipe, a_stdin ? in_p[0] : -1, out_p[1], err_p[1]);
+  if (a_tty) pid = spawn_runtime(a_run ? run_tty : argv_tty, -1, rterr[1], rterr[1]);
+  else pid = spawn_runtime(a_run ? run_pipe : argv_pipe, a_stdin ? in_p[0] : -1, out_p[1], err_p[1]);
   close(rterr[1]);
   if (pid < 0) die("fork: %s", strerror(errno));
   int st;
@@ -1070,10 +1089,13 @@ static void create_container(void) {
     fd_err = err_p[0];
     set_nonblock(fd_out);
     set_nonblock(fd_err);
-    /* discard anything the runtime itself printed on the container's pipes */
-    char junk[4096];
-    if (read_avail(fd_err, junk, sizeof junk)) logmsg("runtime stderr during create: %s", junk);
-    set_nonblock(fd_err);
+    /* discard anything the runtime itself printed on the container's pipes
+       (after `run` they may already carry the container's own output) */
+    if (!a_run) {
+      char junk[4096];
+      if (read_avail(fd_err, junk, sizeof junk)) logmsg("runtime stderr during create: %s", junk);
+      set_nonblock(fd_err);
+    }
     if (a_stdin) {
       fd_in = in_p[1];
       set_nonblock(fd_in);
@@ -1083,6 +1105,12 @@ static void create_container(void) {
   if (!pf || fscanf(pf, "%d", &g_init_pid) != 1) die("cannot read %s", pidfile);
   fclose(pf);
   find_oom_file(g_init_pid);
+  if (a_run) {
+    g_status = ST_RUNNING;
+    clock_gettime(CLOCK_REALTIME, &g_started);
+    clock_gettime(CLOCK_MONOTONIC, &g_hold_since);
+    g_hold = 1;
+  }
   write_state();
   char msg[64];
   snprintf(msg, sizeof msg, "ok %d\n", (int)g_init_pid);
@@ -1311,6 +1339,7 @@ int main(int argc, char **argv) {
     if (!strcmp(k, "--tty")) { a_tty = 1; continue; }
     if (!strcmp(k, "--stdin")) { a_stdin = 1; continue; }
     if (!strcmp(k, "--stdin-once")) { a_stdin_once = 1; continue; }
+    if (!strcmp(k, "--run")) { a_run = 1; continue; }
     if (!strcmp(k, "--version")) {
       puts("berth-shim 1");
       return 0;
@@ -1380,13 +1409,23 @@ int main(int argc, char **argv) {
     int n = 0;
     pfd[n] = (struct pollfd){g_sigfd, POLLIN, 0}, map[n++] = -1;
     pfd[n] = (struct pollfd){g_listen, POLLIN, 0}, map[n++] = -2;
-    if (fd_out >= 0) pfd[n] = (struct pollfd){fd_out, POLLIN, 0}, map[n++] = -3;
-    if (fd_err >= 0) pfd[n] = (struct pollfd){fd_err, POLLIN, 0}, map[n++] = -4;
+    int timeout = -1;
+    if (g_hold) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long ms = (now.tv_sec - g_hold_since.tv_sec) * 1000 + (now.tv_nsec - g_hold_since.tv_nsec) / 1000000;
+      if (ms >= HOLD_MS) {
+        logmsg("no start from berthd within %d ms: reading the container's output", HOLD_MS);
+        release_hold();
+      } else timeout = (int)(HOLD_MS - ms);
+    }
+    if (fd_out >= 0 && !g_hold) pfd[n] = (struct pollfd){fd_out, POLLIN, 0}, map[n++] = -3;
+    if (fd_err >= 0 && !g_hold) pfd[n] = (struct pollfd){fd_err, POLLIN, 0}, map[n++] = -4;
     if (fd_pty >= 0 && g_pty_hup && g_init_exited) {
       close(fd_pty);
       fd_pty = -1;
     }
-    if (fd_pty >= 0 && !g_pty_hup) pfd[n] = (struct pollfd){fd_pty, POLLIN, 0}, map[n++] = -5;
+    if (fd_pty >= 0 && !g_pty_hup && !g_hold) pfd[n] = (struct pollfd){fd_pty, POLLIN, 0}, map[n++] = -5;
     int stdin_target = fd_pty >= 0 ? fd_pty : fd_in;
     if (g_stdin_len && stdin_target >= 0) {
       if (stdin_target == fd_pty && n > 0 && map[n - 1] == -5) pfd[n - 1].events |= POLLOUT;
@@ -1400,8 +1439,7 @@ int main(int argc, char **argv) {
       if (c->outlen) ev |= POLLOUT;
       pfd[n] = (struct pollfd){c->fd, ev, 0}, map[n++] = i;
     }
-    int timeout = -1;
-    if (g_init_exited && !g_finalized) {
+    if (g_init_exited && !g_finalized && !g_hold) {
       struct timespec now;
       clock_gettime(CLOCK_MONOTONIC, &now);
       long ms = (now.tv_sec - g_exit_seen.tv_sec) * 1000 + (now.tv_nsec - g_exit_seen.tv_nsec) / 1000000;

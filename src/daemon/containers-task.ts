@@ -133,6 +133,7 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
       stdinOnce: !!c.Config.StdinOnce,
       log,
       shimPath: core.d.shimPath,
+      run: true,
     });
     undo.push(() => shim.delete({ force: true }).catch(() => shim.close()));
     await runPendingAttaches(core, c.ID, shim);

@@ -14,8 +14,18 @@ export interface BerthNative {
   lremovexattr(path: string, name: string): boolean;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /** umount2 on the thread pool (an overlay unmount syncs the upper file system). */
+  umount2Async(target: string, flags: number): Promise<void>;
   /** CRC-64/ISO as Go's hash/crc64 computes it; pass the previous result to continue. */
   crc64(data: Buffer, prev?: bigint): bigint;
+  /**
+   * posix_spawn in a new session, stdin/stderr on /dev/null, stdout on a new
+   * pipe (its read end returned, close-on-exec) or /dev/null; signals reset.
+   * The caller reaps the child with waitpid.
+   */
+  spawnDetached(file: string, argv: string[], stdoutPipe: boolean): { pid: number; stdout: number };
+  /** null while the child runs (nohang), else its exit code (-1 when signalled) and signal. */
+  waitpid(pid: number, nohang: boolean): { code: number; signal: number } | null;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -118,6 +118,49 @@ test('attach: stdout/stderr fan-out and stdin; closing stdin (StdinOnce) gives t
   await c.delete();
 });
 
+test('run mode: running at spawn, output held until start so an attach in between sees all of it', {
+  timeout: 30_000,
+}, async () => {
+  const id = sb.newId();
+  // prints at once: without the hold the output would be gone before the attach
+  const c = await sb.spawn(
+    id,
+    {
+      args: [
+        'sh',
+        '-c',
+        'echo first; echo to-err >&2; i=0; while [ $i -lt 300 ]; do echo line$i; i=$((i+1)); done; exit 3',
+      ],
+    },
+    { run: true },
+  );
+  const st = await c.state();
+  assert.equal(st.status, 'running');
+  assert.ok(st.pid > 0 && st.startedAt !== '');
+  await new Promise((r) => setTimeout(r, 300)); // the process has long exited meanwhile
+  const a = await c.attach({ stdout: true, stderr: true });
+  const out = collect(a.stdout);
+  const err = collect(a.stderr);
+  await c.start(); // releases the output
+  assert.equal((await c.wait()).exitCode, 3);
+  await ended(a.stdout);
+  const lines = out.text().split('\n');
+  assert.equal(lines[0], 'first');
+  assert.equal(lines[300], 'line299');
+  assert.equal(err.text(), 'to-err\n');
+  assert.equal(logLines(id).length, 302);
+  await assert.rejects(c.start(), /not in the created state/);
+  await c.delete();
+});
+
+test('run mode: a failing runtime run is reported like a failing create', { timeout: 30_000 }, async () => {
+  const id = sb.newId();
+  await assert.rejects(
+    sb.spawn(id, { args: ['/no/such/binary'] }, { run: true }),
+    /no\/such\/binary|executable file not found|no such file/i,
+  );
+});
+
 test('closeStdin without StdinOnce; raw frames carry stdcopy headers', { timeout: 30_000 }, async () => {
   const id = sb.newId();
   const c = await sb.spawn(id, { args: ['sh', '-c', 'cat; echo done >&2'] }, { openStdin: true });
