@@ -21,7 +21,14 @@ import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { KeyedMutex } from '../../concurrency/index.js';
 import { alreadyExists, errnoCode, internal, invalidArgument, notFound } from '../../errors/index.js';
-import { atomicWriteFile, fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX } from '../../fsutil/index.js';
+import {
+  atomicWriteFile,
+  atomicWriteFileSync,
+  fsyncDir,
+  fsyncDirSync,
+  REMOVING_SUFFIX,
+  TEMP_PREFIX,
+} from '../../fsutil/index.js';
 import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
 import { applyLayer, applyLayerOffThread, changes, decompressor, exportDiff } from '../archive-port.js';
@@ -206,29 +213,33 @@ export class Overlay2Driver implements GraphDriver {
     const dir = this.dir(id);
     const durable = opts?.durable !== false;
     await this.locks.run(id, async () => {
+      // Synchronous calls: a handful of small metadata operations, each a few
+      // microseconds, where a thread-pool round trip per call cost milliseconds
+      // on the `docker run` path (RW layers are created twice per container).
       if (fs.existsSync(dir)) throw alreadyExists(`overlay2: layer ${id} already exists`);
       // Compute the lower chain first: fails early for a missing parent or max depth.
-      const lower = parent ? await this.lowerFor(parent) : undefined;
+      const lower = parent ? this.lowerForSync(parent) : undefined;
       const tmp = path.join(this.home, `${TEMP_PREFIX}create-${id}-${randomBytes(4).toString('hex')}`);
-      await fsp.mkdir(tmp, { mode: 0o710 });
+      fs.mkdirSync(tmp, { mode: 0o710 });
       try {
-        await fsp.chmod(tmp, 0o710);
-        await fsp.mkdir(path.join(tmp, DIFF_DIR), { mode: 0o755 });
-        await fsp.chmod(path.join(tmp, DIFF_DIR), 0o755);
-        const lid = await this.makeLink(id, durable);
-        await atomicWriteFile(path.join(tmp, LINK_FILE), lid, { mode: 0o644, syncDir: false, sync: durable });
+        fs.chmodSync(tmp, 0o710);
+        fs.mkdirSync(path.join(tmp, DIFF_DIR), { mode: 0o755 });
+        fs.chmodSync(path.join(tmp, DIFF_DIR), 0o755);
+        const lid = this.makeLink(id, durable);
+        // files inside tmp need no atomic replace: the rename of tmp publishes them
+        writeNew(path.join(tmp, LINK_FILE), lid, 0o644, durable);
         if (parent !== undefined && lower !== undefined) {
-          await fsp.mkdir(path.join(tmp, WORK_DIR), { mode: 0o700 });
+          fs.mkdirSync(path.join(tmp, WORK_DIR), { mode: 0o700 });
           // `committed` marks the parent as having children; written once
           if (!fs.existsSync(path.join(this.dir(parent), COMMITTED_FILE)))
-            await atomicWriteFile(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
-          await atomicWriteFile(path.join(tmp, LOWER_FILE), lower, { mode: 0o644, syncDir: false, sync: durable });
+            atomicWriteFileSync(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+          writeNew(path.join(tmp, LOWER_FILE), lower, 0o644, durable);
         }
-        if (durable) await fsyncDir(tmp);
-        await fsp.rename(tmp, dir);
-        if (durable) await fsyncDir(this.home);
+        if (durable) fsyncDirSync(tmp);
+        fs.renameSync(tmp, dir);
+        if (durable) fsyncDirSync(this.home);
       } catch (e) {
-        await fsp.rm(tmp, { recursive: true, force: true });
+        fs.rmSync(tmp, { recursive: true, force: true });
         // the l/ link (if made) dangles now; remove it right away
         await this.removeDanglingLinkFor(id);
         throw e;
@@ -258,12 +269,12 @@ export class Overlay2Driver implements GraphDriver {
   }
 
   /** Creates l/<new short id> → ../<id>/diff (dangling until the layer dir is renamed into place). */
-  private async makeLink(id: string, durable = true): Promise<string> {
+  private makeLink(id: string, durable = true): string {
     for (let attempt = 0; ; attempt++) {
       const lid = generateLinkId();
       try {
-        await fsp.symlink(path.join('..', id, DIFF_DIR), path.join(this.home, LINK_DIR, lid));
-        if (durable) await fsyncDir(path.join(this.home, LINK_DIR));
+        fs.symlinkSync(path.join('..', id, DIFF_DIR), path.join(this.home, LINK_DIR, lid));
+        if (durable) fsyncDirSync(path.join(this.home, LINK_DIR));
         return lid;
       } catch (e) {
         if (errnoCode(e) !== 'EEXIST' || attempt > 8) throw e;
@@ -287,10 +298,14 @@ export class Overlay2Driver implements GraphDriver {
 
   /** The `lower` content for a child of `parent` (moby getLower). */
   async lowerFor(parent: string): Promise<string> {
+    return this.lowerForSync(parent);
+  }
+
+  private lowerForSync(parent: string): string {
     const parentDir = this.dir(parent);
     let link: string;
     try {
-      link = await fsp.readFile(path.join(parentDir, LINK_FILE), 'utf8');
+      link = fs.readFileSync(path.join(parentDir, LINK_FILE), 'utf8');
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') throw notFound(`overlay2: parent layer ${parent} does not exist`, e);
       throw e;
@@ -299,7 +314,7 @@ export class Overlay2Driver implements GraphDriver {
       throw internal(`overlay2: corrupt link file of layer ${parent}: ${JSON.stringify(link)}`);
     const lowers = [path.join(LINK_DIR, link)];
     try {
-      const parentLower = await fsp.readFile(path.join(parentDir, LOWER_FILE), 'utf8');
+      const parentLower = fs.readFileSync(path.join(parentDir, LOWER_FILE), 'utf8');
       if (parentLower !== '') lowers.push(...parentLower.split(':'));
     } catch (e) {
       if (errnoCode(e) !== 'ENOENT') throw e;
@@ -441,7 +456,8 @@ export class Overlay2Driver implements GraphDriver {
       }
       this.mountCounts.delete(id);
       try {
-        native.umount2(merged, MNT_DETACH);
+        // off the event loop: unmounting an overlay syncs its upper file system
+        await native.umount2Async(merged, MNT_DETACH);
       } catch (e) {
         this.log.debug('failed to unmount overlay', { id, path: merged, error: String(e) });
       }
@@ -529,5 +545,16 @@ export class Overlay2Driver implements GraphDriver {
       await fsp.rmdir(path.join(this.home, id, MERGED_DIR)).catch(() => {});
     }
     this.mountCounts.clear();
+  }
+}
+
+/** Writes a new file (O_EXCL), fsynced when `durable`. */
+function writeNew(file: string, data: string, mode: number, durable: boolean): void {
+  const fd = fs.openSync(file, 'wx', mode);
+  try {
+    fs.writeSync(fd, data);
+    if (durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
