@@ -4,7 +4,7 @@
 // exec) is in containers-io.ts, views (ps, inspect, top, stats) in
 // containers-view.ts, filesystem use cases (cp, diff, export, commit) in
 // containers-fs.ts, restore and shutdown in containers-restore.ts.
-import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import {
   type Container,
@@ -328,8 +328,10 @@ export class ContainerService extends ContainersCore implements ContainerUsage {
     } catch (e) {
       this.log.error('unable to remove filesystem', { id: c.ID, error: (e as Error).message });
     }
-    fs.rmSync(c.root, { recursive: true, force: true });
-    fs.rmSync(this.stateDir(c.ID), { recursive: true, force: true });
+    await Promise.all([
+      fsp.rm(c.root, { recursive: true, force: true }),
+      fsp.rm(this.stateDir(c.ID), { recursive: true, force: true }),
+    ]);
   }
 
   async rename(ref: string, newName: string): Promise<void> {
