@@ -224,3 +224,27 @@ describe('local driver and volume service', () => {
     assert.ok(fs.existsSync(path.join(hostDir, 'marker')), 'removing a bind volume leaves the host dir');
   });
 });
+
+test('remove frees the name at once and deletes in the background; an interrupted removal is swept at open', async () => {
+  const root = fs.mkdtempSync(path.join(tmp, 'rm-'));
+  const svc = VolumeService.open(root);
+  const v = svc.create({ name: 'big' });
+  const data = svc.local.dataPath(v.Name);
+  for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(data, `f${i}`), 'x'.repeat(1000));
+  svc.remove('big');
+  assert.ok(!fs.existsSync(path.join(root, 'volumes', 'big')));
+  svc.create({ name: 'big' }); // the name is free again, the new volume is empty
+  assert.deepEqual(fs.readdirSync(svc.local.dataPath('big')), []);
+  const deadline = Date.now() + 5000;
+  while (fs.readdirSync(path.join(root, 'volumes')).some((n) => n.startsWith('.removing-')) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(fs.readdirSync(path.join(root, 'volumes')), ['big']);
+  // a crash between the rename and the deletion: the next open sweeps it, not a volume
+  fs.mkdirSync(path.join(root, 'volumes', '.removing-old-1234abcd', '_data'), { recursive: true });
+  const again = VolumeService.open(root);
+  assert.deepEqual(
+    again.list().map((x) => x.Name),
+    ['big'],
+  );
+  assert.ok(!fs.existsSync(path.join(root, 'volumes', '.removing-old-1234abcd')));
+});
