@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Container, humanStatus, statusOf, ZERO_TIME } from '../container/index.js';
 import { conflict, internal, invalidArgument } from '../errors/index.js';
+import type { ImageId } from '../image/index.js';
 import { type CgroupStats, statsV1, statsV2 } from './cgroup-stats.js';
 import type { ContainersCore } from './containers-core.js';
 import { cgroupVersion } from './system.js';
@@ -87,12 +88,22 @@ export class ContainerViews {
     const createdOf = (ref: string) => store.get(ref).Created;
     const before = f.get('before').map(createdOf);
     const since = f.get('since').map(createdOf);
+    // moby: each ancestor that resolves to an image stands for it and all its
+    // descendants (children recorded by commit/build); one that does not
+    // resolve is skipped (not an error), so it matches nothing.
     const ancestors = new Set<string>();
     for (const a of f.get('ancestor')) {
+      let id: ImageId;
       try {
-        ancestors.add(this.core.d.images.service.getImage(a).id);
+        id = this.core.d.images.service.getImage(a).id as ImageId;
       } catch {
-        ancestors.add(a);
+        continue;
+      }
+      const todo = [id];
+      for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+        if (ancestors.has(next)) continue;
+        ancestors.add(next);
+        todo.push(...this.core.d.imageStore.children(next));
       }
     }
     const isTask = f.get('is-task');
@@ -113,7 +124,7 @@ export class ContainerViews {
       if (f.contains('health') && !f.get('health').includes(st.Health?.Status ?? 'none')) continue;
       if (before.length && !(c.Created < before[0]!)) continue;
       if (since.length && !(c.Created > since[0]!)) continue;
-      if (ancestors.size && !ancestors.has(c.Image) && !ancestors.has(c.Config.Image ?? '')) continue;
+      if (f.contains('ancestor') && !ancestors.has(c.Image)) continue;
       if (isTask.length && isTask.includes('true')) continue;
       if (f.contains('publish') || f.contains('expose')) continue;
       if (f.contains('isolation') && !f.get('isolation').includes('default')) continue;
