@@ -33,6 +33,23 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** Create char/block devices from the tar (default true). */
   allowDevices?: boolean;
+  /**
+   * Refuse (NoOverwriteError, nothing changed for that entry) to replace an
+   * existing directory with a non-directory or the reverse (go-archive's
+   * TarOptions.NoOverwriteDirNonDir, what `docker cp` asks for).
+   */
+  noOverwriteDirNonDir?: boolean;
+  /** How dest is named in those errors (default "/"; dockerd names the directory inside the container). */
+  shownDest?: string;
+  /** Owner for every extracted entry instead of the tar's uid/gid (go-archive's ChownOpts). */
+  chown?: { uid: number; gid: number };
+}
+
+/** An entry refused by ApplyOptions.noOverwriteDirNonDir; the message is go-archive's. */
+export class NoOverwriteError extends BerthError {
+  constructor(message: string) {
+    super('internal', message);
+  }
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -76,6 +93,8 @@ class Extractor {
     private readonly dest: string,
     private readonly whiteouts: 'overlay' | 'none',
     allowDevices: boolean | undefined,
+    private readonly noOverwriteDirNonDir = false,
+    private readonly shownDest = '/',
   ) {
     this.allowDevices = allowDevices !== false;
   }
@@ -149,6 +168,7 @@ class Extractor {
     })!;
     const prel = parent ? `${parent}/${base}` : base;
     const p = this.p(prel);
+    if (this.noOverwriteDirNonDir) this.refuseDirNonDir(p, rel, t === '5');
 
     if (this.whiteouts === 'overlay' && base.startsWith('.wh.')) {
       if (base === '.wh.' || base === '.wh..' || base === '.wh...')
@@ -249,6 +269,23 @@ class Extractor {
     }
   }
 
+  /** go-archive's checks and wording: "<dest>/<entry>" and dest as shownDest. */
+  private refuseDirNonDir(p: string | Buffer, rel: string, isDir: boolean): void {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    const name = JSON.stringify(`${this.shownDest.replace(/\/+$/, '')}/${Buffer.from(rel, 'latin1').toString('utf8')}`);
+    const dest = JSON.stringify(this.shownDest);
+    if (st.isDirectory() && !isDir)
+      throw new NoOverwriteError(`cannot overwrite directory ${name} with non-directory ${dest}`);
+    if (!st.isDirectory() && isDir)
+      throw new NoOverwriteError(`cannot overwrite non-directory ${name} with directory ${dest}`);
+  }
+
   data(buf: Buffer): void {
     if (this.fd < 0) return;
     let off = 0;
@@ -337,7 +374,14 @@ function describe(e: unknown, h: TarHeader | undefined): Error {
 }
 
 export async function applyLayer(tar: Readable, dest: string, opts: ApplyOptions): Promise<ApplyResult> {
-  const x = new Extractor(dest.replace(/\/+$/, '') || '/', opts.whiteouts, opts.allowDevices);
+  const x = new Extractor(
+    dest.replace(/\/+$/, '') || '/',
+    opts.whiteouts,
+    opts.allowDevices,
+    opts.noOverwriteDirNonDir,
+    opts.shownDest,
+  );
+  const owner = opts.chown;
   const hash = createHash('sha256');
   const ts = opts.tarSplitPath ? new TarSplitWriter(opts.tarSplitPath) : undefined;
   const seen = ts ? new Set<string>() : undefined;
@@ -354,7 +398,7 @@ export async function applyLayer(tar: Readable, dest: string, opts: ApplyOptions
         seen!.add(key);
       }
       crc = h.size > 0 ? 0n : null;
-      x.begin(h);
+      x.begin(owner ? { ...h, uid: owner.uid, gid: owner.gid } : h);
     },
     data(buf) {
       if (crc !== null) crc = native.crc64(buf, crc);

@@ -1,5 +1,5 @@
 // Layer archives: streaming tar, tar-split, layer extraction, diff export.
-export { type ApplyOptions, type ApplyResult, applyLayer, directorySize } from './apply.js';
+export { type ApplyOptions, type ApplyResult, applyLayer, directorySize, NoOverwriteError } from './apply.js';
 export { applyLayerOffThread, type OffThreadOptions, prewarmApplyWorkers } from './apply-threaded.js';
 export { assembleTar } from './assemble.js';
 export {

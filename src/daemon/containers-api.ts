@@ -71,7 +71,7 @@ export function containerBackend(
     logs: (ref: string, o: LogsOptions, signal: AbortSignal) => io.logs(svc.get(ref), o, signal),
     statPath: (ref: string, p: string) => cfs.statPath(ref, p),
     archive: (ref: string, p: string) => cfs.archive(ref, p),
-    extract: (ref: string, p: string, body: Readable, o: { noOverwriteDirNonDir: boolean }) =>
+    extract: (ref: string, p: string, body: Readable, o: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean }) =>
       cfs.extract(ref, p, body, o),
     changes: (ref: string) => cfs.changes(ref),
     export: (ref: string) => cfs.export(ref),

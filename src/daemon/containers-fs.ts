@@ -5,11 +5,11 @@
 // symlinks included, stays under the root; the directory finally used is
 // opened once and checked through /proc/self/fd, and tar/extraction work on
 // that open descriptor, so a symlink swapped in meanwhile cannot redirect them.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { applyLayer, exportDiff } from '../archive/index.js';
+import { applyLayer, exportDiff, NoOverwriteError } from '../archive/index.js';
 import { resolveDir } from '../archive/paths.js';
 import { type Container, canonicalConfig, rfc3339Nano } from '../container/index.js';
 import { BerthError, invalidArgument, notFound } from '../errors/index.js';
@@ -58,7 +58,51 @@ interface Resolved {
   /** The entry's name in that directory ('' for the directory itself). */
   base: string;
   stat: PathStat;
+  /** The directory's path in the container, symlinks resolved (what dockerd names in untar errors). */
+  dirInContainer: string;
   release: () => Promise<void>;
+}
+
+/**
+ * The uid/gid `docker cp -a` gives extracted files for a container with a
+ * Config.User, as dockerd 20.10 computes it (idtools.LookupUser): the whole
+ * user string is looked up as a name in the HOST's /etc/passwd, then with
+ * `getent passwd` (which also takes a numeric uid); the container's own
+ * /etc/passwd is not read, and "user:group" forms are not split. Errors are
+ * moby's wording, as a 500 (plain error in moby).
+ */
+async function lookupHostUser(user: string): Promise<{ uid: number; gid: number }> {
+  const parse = (text: string, byName: boolean) => {
+    for (const line of text.split('\n')) {
+      const f = line.split(':');
+      if (f.length < 4 || (byName && f[0] !== user)) continue;
+      const uid = Number(f[2]);
+      const gid = Number(f[3]);
+      if (Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
+    }
+    return undefined;
+  };
+  try {
+    const local = parse(fs.readFileSync('/etc/passwd', 'utf8'), true);
+    if (local) return local;
+  } catch {
+    // no /etc/passwd: getent decides
+  }
+  const r = await new Promise<{ status: number | string | null; stdout: string; error?: Error }>((resolve) => {
+    execFile('getent', ['passwd', user], { timeout: 10_000 }, (error, stdout) => {
+      const code = (error as (Error & { code?: number | string }) | null)?.code;
+      resolve({ status: error ? (code ?? null) : 0, stdout, ...(error && code === 'ENOENT' ? { error } : {}) });
+    });
+  });
+  if (r.error) throw new BerthError('internal', 'unable to find getent command', { cause: r.error });
+  if (r.status === 1) throw new BerthError('internal', 'getent reported invalid parameters/database unknown');
+  if (r.status === 2)
+    throw new BerthError('internal', `getent unable to find entry ${JSON.stringify(user)} in passwd database`);
+  if (r.status === 3) throw new BerthError('internal', "getent database doesn't support enumeration");
+  if (r.status !== 0) throw new BerthError('internal', `exit status ${r.status}`);
+  const found = parse(r.stdout, false);
+  if (!found) throw new BerthError('internal', `getent failed to find passwd entry for ${JSON.stringify(user)}`);
+  return found;
 }
 
 export class ContainerFs {
@@ -89,10 +133,12 @@ export class ContainerFs {
       const clean = path.posix.normalize(`/${p}`);
       let base = root;
       let rel = clean;
+      let mountedAt = '';
       for (const [dest, src] of mounts) {
         if (clean === dest || clean.startsWith(`${dest}/`)) {
           base = src;
           rel = clean.slice(dest.length) || '/';
+          mountedAt = dest;
           break;
         }
       }
@@ -136,6 +182,7 @@ export class ContainerFs {
         dirFd: fd,
         base: name,
         stat,
+        dirInContainer: `${mountedAt}${real.slice(baseReal.length)}` || '/',
         release: async () => {
           fs.closeSync(fd);
           await release();
@@ -181,7 +228,12 @@ export class ContainerFs {
   }
 
   /** PUT /containers/{id}/archive: extracts a tar into a directory of the container. */
-  async extract(ref: string, p: string, body: Readable, o: { noOverwriteDirNonDir: boolean }): Promise<void> {
+  async extract(
+    ref: string,
+    p: string,
+    body: Readable,
+    o: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean },
+  ): Promise<void> {
     if (!p) throw invalidArgument('path cannot be empty');
     const c = this.core.get(ref);
     const r = await this.resolve(c, p, true);
@@ -191,8 +243,22 @@ export class ContainerFs {
         (m) => path.posix.normalize(`/${p}`).startsWith(m.Destination) && m.RW,
       );
       if (c.HostConfig.ReadonlyRootfs && !inVolume) throw forbidden('container rootfs is marked read-only');
-      void o.noOverwriteDirNonDir;
-      await applyLayer(body, `/proc/self/fd/${r.dirFd}`, { whiteouts: 'none', allowDevices: false });
+      // moby tarCopyOptions: with copyUIDGID and a Config.User, every entry
+      // is owned by that user (looked up as dockerd 20.10 does); otherwise
+      // the tar's uid/gid are kept.
+      const chown = o.copyUIDGID && c.Config.User ? await lookupHostUser(c.Config.User) : undefined;
+      await applyLayer(body, `/proc/self/fd/${r.dirFd}`, {
+        whiteouts: 'none',
+        allowDevices: false,
+        noOverwriteDirNonDir: o.noOverwriteDirNonDir,
+        shownDest: r.dirInContainer,
+        ...(chown ? { chown } : {}),
+      });
+    } catch (e) {
+      // dockerd reports what its chrooted untar child printed, as a 500
+      if (e instanceof NoOverwriteError)
+        throw new BerthError('internal', `Error processing tar file(exit status 1): ${e.message}`, { cause: e });
+      throw e;
     } finally {
       await r.release();
     }

@@ -67,7 +67,12 @@ export interface ContainerBackend {
   logs(ref: string, o: LogsRequest, signal: AbortSignal): { tty: boolean; chunks: AsyncIterable<Buffer> };
   statPath(ref: string, path: string): Promise<PathStat>;
   archive(ref: string, path: string): Promise<{ stat: PathStat; tar: Readable }>;
-  extract(ref: string, path: string, body: Readable, o: { noOverwriteDirNonDir: boolean }): Promise<void>;
+  extract(
+    ref: string,
+    path: string,
+    body: Readable,
+    o: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean },
+  ): Promise<void>;
   changes(ref: string): Promise<unknown[]>;
   export(ref: string): Promise<Readable>;
   commit(o: {

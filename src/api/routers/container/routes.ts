@@ -258,6 +258,7 @@ export class ContainerRouter implements Router {
   private async putArchive(c: ApiContext): Promise<void> {
     await this.b.extract(c.params.name!, c.query.get('path') ?? '', c.req, {
       noOverwriteDirNonDir: boolValue(c.query, 'noOverwriteDirNonDir'),
+      copyUIDGID: boolValue(c.query, 'copyUIDGID'),
     });
     c.res.writeHead(200).end();
   }
