@@ -7,19 +7,13 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { errnoCode, invalidArgument } from '../errors/index.js';
+import { devMajor, devMinor } from '../fsutil/index.js';
 import { native } from '../native/index.js';
 import { resolveDir, rootedPath, withNativePath } from './paths.js';
 import { encodeHeader, type TarEntrySpec } from './testkit.js';
 
 const CHUNK = 1 << 20;
 const OPAQUE = 'trusted.overlay.opaque';
-
-function major(rdev: number): number {
-  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-}
-function minor(rdev: number): number {
-  return (rdev & 0xff) | ((rdev >>> 12) & ~0xff & 0xfffff);
-}
 
 function getxattr(p: string | Buffer, name: string): Buffer | null {
   try {
@@ -76,8 +70,8 @@ async function* exportGen(upperDir: string, whiteouts: 'overlay' | 'none'): Asyn
       spec.linkname = fs.readlinkSync(p, { encoding: 'buffer' });
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       spec.type = st.isCharacterDevice() ? '3' : '4';
-      spec.devmajor = major(Number(st.rdev));
-      spec.devminor = minor(Number(st.rdev));
+      spec.devmajor = devMajor(Number(st.rdev));
+      spec.devminor = devMinor(Number(st.rdev));
     } else if (st.isFIFO()) spec.type = '6';
     const cap = getxattr(p, 'security.capability');
     if (cap) {

@@ -1,2 +1,3 @@
 export * from './atomic.js';
+export * from './dev.js';
 export * from './root-lock.js';

@@ -14,6 +14,7 @@ import type { Container } from '../../container/container.js';
 import { processEnv } from '../../container/merge.js';
 import { ALL_CAPS, normalizeCaps } from '../../container/validate.js';
 import { invalidArgument } from '../../errors/index.js';
+import { devMajor, devMinor } from '../../fsutil/index.js';
 import { convertTmpfsOptions } from '../../volume/mounts.js';
 import { DEFAULT_SECCOMP_PROFILE_PATH, loadSeccompProfile, parseSeccompProfile, resolveSeccomp } from './seccomp.js';
 import type { Device, DeviceCgroup, Mount, Namespace, Resources, Rlimit, Spec } from './types.js';
@@ -205,13 +206,6 @@ export function mergeTmpfsOptions(options: string[]): string[] {
   return out;
 }
 
-function majorOf(rdev: number): number {
-  return ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-}
-function minorOf(rdev: number): number {
-  return (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-}
-
 /** oci.DevicesFromPath: a device node, or every device under a directory. */
 export function devicesFromPath(
   hostPath: string,
@@ -239,8 +233,8 @@ export function devicesFromPath(
     const dev: Device = {
       path: cp,
       type,
-      major: majorOf(s.rdev),
-      minor: minorOf(s.rdev),
+      major: devMajor(s.rdev),
+      minor: devMinor(s.rdev),
       fileMode: s.mode & 0o777,
       uid: s.uid,
       gid: s.gid,
@@ -309,8 +303,8 @@ export function hostDevices(): Device[] {
       out.push({
         path: p,
         type: s.isCharacterDevice() ? 'c' : 'b',
-        major: majorOf(s.rdev),
-        minor: minorOf(s.rdev),
+        major: devMajor(s.rdev),
+        minor: devMinor(s.rdev),
         fileMode: s.mode & 0o777,
         uid: s.uid,
         gid: s.gid,
