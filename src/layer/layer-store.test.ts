@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { INIT_LAYER_KEY, setupInitLayer } from '../container/initlayer.js';
+import { recordTree } from '../graphdriver/dir-template.js';
 import { directorySize } from '../graphdriver/dirsize.js';
 import { mountsUnder } from '../graphdriver/overlay2/fsinfo.js';
 import { chainIds, type Digest, sha256 } from '../oci/index.js';
@@ -372,5 +374,58 @@ describe('staged registration (extract first, attach the chain after)', () => {
       fs.rmSync(r2, { recursive: true, force: true });
       fs.rmSync(r3, { recursive: true, force: true });
     }
+  });
+});
+
+describe('init layer templates', () => {
+  test('the second init layer over the same parent is replayed from the first: the same tree, no initFunc run', async () => {
+    // an image where moby's initlayer has work to do: /etc a symlink (whiteout, then an
+    // opaque dir), /dev 0750 owned by nobody-ish with a /dev/console file, /sys whited out
+    const a = await store.register(
+      Readable.from([
+        makeTar([
+          { name: 'usr', type: 'dir' },
+          { name: 'usr/etc', type: 'dir' },
+          { name: 'etc', type: 'symlink', linkname: 'usr/etc' },
+          { name: 'dev', type: 'dir', mode: 0o750 },
+          { name: 'dev/console', data: 'not a device' },
+          { name: 'sys', type: 'dir' },
+        ]),
+      ]),
+    );
+    const b = await store.register(Readable.from([makeTar([{ name: '.wh.sys', data: '' }])]), a.chainId);
+    let runs = 0;
+    const opts = {
+      initFunc: async (r: string) => {
+        runs++;
+        await setupInitLayer(r);
+      },
+      initKey: INIT_LAYER_KEY,
+    };
+    const ids = ['1', '2'].map((n) => n.repeat(64));
+    const rw1 = await store.createRWLayer(ids[0]!, b.chainId, opts);
+    const rw2 = await store.createRWLayer(ids[1]!, b.chainId, opts);
+    assert.equal(runs, 1);
+    const tree = (rw: { mountId: string }) => recordTree(path.join(home, `${rw.mountId}-init`, 'diff'));
+    const t1 = tree(rw1);
+    assert.ok(t1 && t1.length > 5);
+    assert.deepEqual(tree(rw2), t1);
+    const etc = t1.find((e) => e.rel === 'etc')!;
+    assert.deepEqual(etc.xattrs, [['trusted.overlay.opaque', Buffer.from('y')]]);
+    // what the container sees through the replayed layer
+    const rootfs = await rw2.mount();
+    try {
+      assert.ok(fs.lstatSync(path.join(rootfs, 'etc')).isDirectory());
+      assert.equal(fs.readFileSync(path.join(rootfs, 'etc', 'hosts'), 'utf8'), '');
+      assert.equal(fs.readlinkSync(path.join(rootfs, 'etc', 'mtab')), '/proc/mounts');
+      assert.equal(fs.readFileSync(path.join(rootfs, 'dev', 'console'), 'utf8'), '');
+      assert.equal(fs.statSync(path.join(rootfs, 'dev')).mode & 0o777, 0o750);
+      for (const d of ['proc', 'sys', 'dev/pts', 'dev/shm'])
+        assert.ok(fs.statSync(path.join(rootfs, d)).isDirectory(), d);
+    } finally {
+      await rw2.unmount();
+    }
+    for (const id of ids) await store.releaseRWLayer(id);
+    assert.deepEqual(await store.check(), []);
   });
 });

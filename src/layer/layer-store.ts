@@ -15,6 +15,7 @@ import { KeyedMutex } from '../concurrency/index.js';
 import { conflict, errnoCode, failedPrecondition, invalidArgument, notFound } from '../errors/index.js';
 import { fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX, type WriteSet } from '../fsutil/index.js';
 import { assembleTar } from '../graphdriver/archive-port.js';
+import { type DirTemplate, recordTree, replayTree } from '../graphdriver/dir-template.js';
 import { directorySize } from '../graphdriver/dirsize.js';
 import type { Change, GraphDriver } from '../graphdriver/driver.js';
 import { LINK_ID_RE } from '../graphdriver/overlay2/base32.js';
@@ -68,6 +69,12 @@ export interface RWLayer {
 export interface CreateRWLayerOpts {
   /** Runs on the mounted `<mount-id>-init` layer (writes /etc/hosts, /etc/resolv.conf …). */
   initFunc?: (rootDir: string) => Promise<void>;
+  /**
+   * Names what initFunc writes: init layers made with the same key over the
+   * same parent come out the same, so the first is recorded and the next ones
+   * are re-created from that record without mounting (see dir-template.ts).
+   */
+  initKey?: string;
   mountLabel?: string;
   storageOpt?: Record<string, string>;
 }
@@ -144,6 +151,8 @@ const randomId = () => randomBytes(32).toString('hex');
 export class LayerStore {
   private readonly layers = new Map<Digest, RoLayer>();
   private readonly mounts = new Map<string, MountedLayer>();
+  /** Recorded init layers by `<initKey>\0<parent chain ID>` (see CreateRWLayerOpts.initKey). */
+  private readonly initTemplates = new Map<string, DirTemplate>();
   private readonly rwLocks = new KeyedMutex();
   private closed = false;
 
@@ -497,6 +506,7 @@ export class LayerStore {
       if (l.refs > 0 || l.children > 0) break;
       // Synchronous: forget it and rename its entry away before anything else runs.
       this.layers.delete(l.chainId);
+      for (const k of this.initTemplates.keys()) if (k.endsWith(`\0${l.chainId}`)) this.initTemplates.delete(k);
       const doomed = this.db.markLayerRemovingSync(l.chainId);
       await this.driver.remove(l.rec.cacheId);
       await fsp.rm(doomed, { recursive: true, force: true });
@@ -543,11 +553,20 @@ export class LayerStore {
           const initId = `${rec.mountId}-init`;
           await this.driver.createReadWrite(initId, below, createOpts);
           rec.initId = initId;
-          const root = await this.driver.get(initId, opts.mountLabel);
-          try {
-            await opts.initFunc(root);
-          } finally {
-            await this.driver.put(initId);
+          const key = opts.initKey && !opts.mountLabel ? `${opts.initKey}\0${p?.chainId ?? ''}` : undefined;
+          const template = key ? this.initTemplates.get(key) : undefined;
+          if (template) replayTree(template, this.driver.diffPath(initId));
+          else {
+            const root = await this.driver.get(initId, opts.mountLabel);
+            try {
+              await opts.initFunc(root);
+            } finally {
+              await this.driver.put(initId);
+            }
+            if (key) {
+              const t = recordTree(this.driver.diffPath(initId));
+              if (t) this.initTemplates.set(key, t);
+            }
           }
           below = initId;
         }
