@@ -55,6 +55,12 @@ describe('user resolution', () => {
       'unable to find group nogroup: no matching entries in group file',
     );
     assert.deepEqual(getAdditionalGroups(root, ['extra', '5']), [2000, 5]);
+    // runc (dockerd 20.10): each gid once; a name whose group is already added is not found
+    assert.deepEqual(getAdditionalGroups(root, ['5', '5', 'extra', '2000', '0005']), [5, 2000]);
+    assert.equal(
+      msg(() => getAdditionalGroups(root, ['extra', 'extra'])),
+      'Unable to find group extra: no matching entries in group file',
+    );
     assert.equal(
       msg(() => getAdditionalGroups(root, ['nosuch'])),
       'Unable to find group nosuch: no matching entries in group file',

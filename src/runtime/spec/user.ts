@@ -118,14 +118,23 @@ export function getExecUser(root: string, spec: string): ExecUser {
   return u;
 }
 
-/** runc GetAdditionalGroupsPath for --group-add (names or numbers). */
+/**
+ * runc GetAdditionalGroupsPath for --group-add (names or numbers). Like runc, each gid is added once
+ * (`--group-add 5 --group-add 5` gives [5]), and a name whose group was already added is an error
+ * (runc finds no unused match and the name is not a number). runc returns the gids in Go map order
+ * (random); berth keeps the order of the request.
+ */
 export function getAdditionalGroups(root: string, add: string[]): number[] {
   const group = readLines(resolveInRoot(root, '/etc/group'));
   const groups = group ? parseGroup(group) : [];
-  return add.map((a) => {
-    const g = groups.find((e) => e.name === a || (isNum(a) && e.gid === Number(a)));
-    if (g) return g.gid;
-    if (isNum(a)) return Number(a);
-    throw invalidArgument(`Unable to find group ${a}: no matching entries in group file`);
-  });
+  const gids: number[] = [];
+  for (const a of add) {
+    // the first matching entry whose gid is not taken yet
+    const g = groups.find((e) => (e.name === a || String(e.gid) === a) && !gids.includes(e.gid));
+    if (g) gids.push(g.gid);
+    else if (isNum(a)) {
+      if (!gids.includes(Number(a))) gids.push(Number(a));
+    } else throw invalidArgument(`Unable to find group ${a}: no matching entries in group file`);
+  }
+  return gids;
 }
