@@ -30,6 +30,7 @@ export async function restoreContainers(svc: ContainerService): Promise<void> {
         toRemove.push(c);
         return;
       }
+      if (!c.State.Running && !c.State.Paused) await discardInterruptedStart(svc, c);
       if (c.State.Running || c.State.Paused) {
         const alive = await reconnect(svc, c);
         if (alive && !svc.cfg.liveRestore) {
@@ -64,6 +65,22 @@ function shouldRestart(c: Container): boolean {
 }
 
 /** Reconnects to a running container's shim; settles the container when the shim is gone. */
+/**
+ * berthd died during a start, after the shim had started the process (the
+ * shim runs `runtime run`) but before the container was recorded as running:
+ * the container is not running as far as anyone was told, so that process and
+ * its shim go (`runtime delete --force`), as a crash during dockerd's start
+ * leaves nothing running either.
+ */
+async function discardInterruptedStart(svc: ContainerService, c: Container): Promise<void> {
+  const dir = svc.stateDir(c.ID);
+  if (!fs.existsSync(path.join(dir, 'shim.sock'))) return;
+  const { client } = await ShimClient.reconnect(c.ID, dir);
+  if (!client) return;
+  svc.log.warn('a start was interrupted: removing the process it left', { id: c.ID });
+  await client.delete({ force: true }).catch(() => client.close());
+}
+
 async function reconnect(svc: ContainerService, c: Container): Promise<boolean> {
   const dir = svc.stateDir(c.ID);
   const { client, state } = await ShimClient.reconnect(c.ID, dir);
