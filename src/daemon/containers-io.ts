@@ -66,6 +66,8 @@ export interface AttachOptions {
   stream: boolean;
   logs: boolean;
   detachKeys?: string;
+  /** false: raw output even without a TTY (the websocket attach never multiplexes). Default true. */
+  multiplex?: boolean;
 }
 
 export interface LogsOptions {
@@ -114,12 +116,13 @@ export class ContainerIO {
   /** Pipes the container's streams to a hijacked connection until the container's output ends or the client goes. */
   async attach(c: Container, o: AttachOptions, sock: Duplex): Promise<void> {
     const tty = !!c.Config.Tty;
+    const raw = tty || o.multiplex === false;
     const logDriver = c.HostConfig.LogConfig?.Type || 'json-file';
     const replay = logDriver === 'local' ? localLogPath(c) : c.LogPath;
     if (o.logs && replay) {
       const read = logDriver === 'local' ? readLocalLog : readJsonLog;
       for await (const batch of read(replay, { stdout: o.stdout, stderr: o.stderr })) {
-        for (const r of batch) sock.write(tty ? r.line : frame(r.stream === 'stderr' ? 2 : 1, r.line));
+        for (const r of batch) sock.write(raw ? r.line : frame(r.stream === 'stderr' ? 2 : 1, r.line));
       }
     }
     if (!o.stream) {
@@ -149,7 +152,7 @@ export class ContainerIO {
             sock.once('drain', () => sess!.frames.resume());
           }
         };
-        sess.frames.on('data', tty ? unframer(write) : write);
+        sess.frames.on('data', raw ? unframer(write) : write);
         sess.frames.on('end', finish);
         if (o.stdin && sess.stdin) {
           const stdin = sess.stdin;

@@ -11,6 +11,8 @@ export interface AttachRequest {
   stream: boolean;
   logs: boolean;
   detachKeys?: string;
+  /** false: raw output even without a TTY (websocket attach). Default true. */
+  multiplex?: boolean;
 }
 
 export interface LogsRequest {

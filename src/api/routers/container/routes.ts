@@ -1,5 +1,5 @@
 // /containers/*, /exec/* and /commit (moby router/container): lifecycle,
-// hijacked attach and exec, logs, list/inspect/top/stats, archive, export, commit.
+// hijacked attach and exec, attach over a websocket, logs, list/inspect/top/stats, archive, export, commit.
 import { BerthError, invalidArgument } from '../../../errors/index.js';
 import { messageOf } from '../../errors.js';
 import { Filters } from '../../filters.js';
@@ -7,6 +7,7 @@ import { hijack } from '../../hijack.js';
 import { boolValue, boolValueOrDefault, intValue, readJson, writeJson } from '../../httputils.js';
 import type { ApiContext, Route, Router } from '../../server.js';
 import { versionAtLeast } from '../../version.js';
+import { acceptWebSocket } from '../../websocket.js';
 import type { ContainerBackend } from './backend.js';
 
 /** Seconds (RFC3339 or unix[.nanos]) → ns since the epoch, for logs since/until. */
@@ -41,6 +42,7 @@ export class ContainerRouter implements Router {
         writeJson(c.res, 200, await this.b.top(c.params.name!, c.query.get('ps_args') ?? '')),
       ),
       r('GET', '/containers/{name}/logs', (c) => this.logs(c)),
+      r('GET', '/containers/{name}/attach/ws', (c) => this.attachWs(c)),
       r('GET', '/containers/{name}/stats', (c) => this.stats(c)),
       r('HEAD', '/containers/{name}/archive', (c) => this.headArchive(c)),
       r('GET', '/containers/{name}/archive', (c) => this.getArchive(c)),
@@ -172,6 +174,36 @@ export class ContainerRouter implements Router {
       );
     } catch (e) {
       if (!sock.destroyed) sock.end(`${messageOf(e)}\r\n`);
+    }
+  }
+
+  /**
+   * GET /containers/{name}/attach/ws (moby wsContainersAttach): the attach
+   * above over a websocket: never multiplexed, binary frames from API 1.28
+   * (text before), stdin/stdout/stderr honoured from 1.42 (all three before),
+   * no Origin check; close 1000 when the attach ends.
+   */
+  private async attachWs(c: ApiContext): Promise<void> {
+    const q = c.query;
+    this.b.attachCheck(c.params.name!);
+    const all = !versionAtLeast(c.version, '1.42');
+    const ws = acceptWebSocket(c.req, c.res, { binary: versionAtLeast(c.version, '1.28') });
+    try {
+      await this.b.attach(
+        c.params.name!,
+        {
+          stdin: all || boolValue(q, 'stdin'),
+          stdout: all || boolValue(q, 'stdout'),
+          stderr: all || boolValue(q, 'stderr'),
+          stream: boolValue(q, 'stream'),
+          logs: boolValue(q, 'logs'),
+          detachKeys: q.get('detachKeys') ?? undefined,
+          multiplex: false,
+        },
+        ws,
+      );
+    } catch (e) {
+      if (!ws.destroyed) ws.end(`Error attaching: ${messageOf(e)}\n`);
     }
   }
 
