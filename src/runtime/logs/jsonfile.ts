@@ -4,6 +4,7 @@
 // JSON.parse on the fast path; anything unusual falls back to JSON.parse.
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { followLog, type LiveFile } from './follow.js';
 
 export interface LogRecord {
   stream: 'stdout' | 'stderr';
@@ -278,6 +279,8 @@ export async function* readJsonLog(logPath: string, opts: ReadLogsOptions = {}):
   // open everything first: a rotation while reading must not shift files under us
   const files = logFiles(logPath, opts.maxFile);
   const fds: number[] = [];
+  /** The followed file, once follow starts (taken out of fds). */
+  const live: LiveFile = { fd: -1, ino: 0, pos: 0 };
   const sizes: number[] = [];
   const inodes: number[] = [];
   for (const p of files) {
@@ -309,71 +312,24 @@ export async function* readJsonLog(logPath: string, opts: ReadLogsOptions = {}):
     if (!opts.follow || state.pastUntil || opts.signal?.aborted) return;
 
     // follow: the live file is the last fd if it is the current path
-    let fd: number;
-    let ino: number;
-    let pos: number;
     const last = fds.length - 1;
     if (last >= 0 && fs.existsSync(logPath) && fs.statSync(logPath).ino === inodes[last]) {
-      fd = fds[last]!;
-      ino = inodes[last]!;
-      pos = livePos;
+      live.fd = fds.pop()!;
+      live.ino = inodes[last]!;
+      live.pos = livePos;
     } else {
-      fd = await openWhenExists(logPath, opts);
-      if (fd < 0) return;
-      fds.push(fd);
-      ino = fs.fstatSync(fd).ino;
-      pos = 0;
+      live.fd = await openWhenExists(logPath, opts);
+      if (live.fd < 0) return;
+      live.ino = fs.fstatSync(live.fd).ino;
+      live.pos = 0;
     }
-    let stopped = false;
-    opts.stopped?.then(
-      () => {
-        stopped = true;
-      },
-      () => {
-        stopped = true;
-      },
-    );
-    const pollMs = opts.pollMs ?? 100;
-    for (;;) {
-      const finalRound = stopped;
-      const size = fs.fstatSync(fd).size;
-      if (size < pos) pos = 0; // truncated in place (max-file 1)
-      if (size > pos) {
-        const gen = readFrom(fd, pos, size, f, state);
-        let r = await gen.next();
-        while (!r.done) {
-          yield r.value;
-          r = await gen.next();
-        }
-        pos = r.value;
-      }
-      if (state.pastUntil || opts.signal?.aborted) return;
-      // rotated? finish the old file (done above), then switch to the new one
-      let cur: fs.Stats | undefined;
-      try {
-        cur = fs.statSync(logPath);
-      } catch {
-        cur = undefined;
-      }
-      if (cur && cur.ino !== ino) {
-        const size2 = fs.fstatSync(fd).size;
-        if (size2 > pos) continue; // the writer appended before rotating: read that first
-        const nfd = fs.openSync(logPath, 'r');
-        fds.push(nfd);
-        fd = nfd;
-        ino = fs.fstatSync(nfd).ino;
-        pos = 0;
-        continue;
-      }
-      if (finalRound) return;
-      if (f.untilKey !== undefined && nsToKey(BigInt(Date.now()) * 1_000_000n) > f.untilKey) return;
-      try {
-        await sleep(pollMs, undefined, { signal: opts.signal });
-      } catch {
-        return;
-      }
-    }
+    yield* followLog(logPath, live, opts, {
+      read: (fd, pos, size) => readFrom(fd, pos, size, f, state),
+      pastUntil: () => state.pastUntil,
+      untilBefore: (nowNs) => f.untilKey !== undefined && nsToKey(nowNs) > f.untilKey,
+    });
   } finally {
+    if (live.fd >= 0) fds.push(live.fd);
     for (const fd of fds) {
       try {
         fs.closeSync(fd);

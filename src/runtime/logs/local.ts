@@ -11,8 +11,8 @@
 // Reading yields the same LogRecords as readJsonLog: the line gets its "\n"
 // back unless the entry is a partial piece that does not end the line.
 import fs from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
+import { followLog, type LiveFile } from './follow.js';
 import { type LogRecord, openWhenExists, parseRfc3339Ns, type ReadLogsOptions } from './jsonfile.js';
 
 export interface LocalEntry {
@@ -434,14 +434,12 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
   };
 
   // open the live file first: a rotation while reading must not lose it
-  let fd = -1;
-  let ino = 0;
-  let pos = 0;
+  const live: LiveFile = { fd: -1, ino: 0, pos: 0 };
   try {
-    fd = fs.openSync(logPath, 'r');
-    ino = fs.fstatSync(fd).ino;
+    live.fd = fs.openSync(logPath, 'r');
+    live.ino = fs.fstatSync(live.fd).ino;
   } catch {
-    fd = -1;
+    live.fd = -1;
   }
   try {
     const files = localLogFiles(logPath, opts.maxFile).slice(0, -1);
@@ -456,12 +454,12 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
         // rotated away (or being compressed) while listing
       }
     }
-    if (fd >= 0) {
-      const size = fs.fstatSync(fd).size;
+    if (live.fd >= 0) {
+      const size = fs.fstatSync(live.fd).size;
       const b = Buffer.allocUnsafe(size);
-      const n = size ? fs.readSync(fd, b, 0, size, 0) : 0;
-      pos = completeEnd(b, n);
-      bufs.push({ b, end: pos });
+      const n = size ? fs.readSync(live.fd, b, 0, size, 0) : 0;
+      live.pos = completeEnd(b, n);
+      bufs.push({ b, end: live.pos });
     }
     // tail: walk back over the trailing size fields, decoding only what is printed
     const starts = bufs.map((x) => (tail !== undefined ? x.end : 0));
@@ -485,61 +483,29 @@ export async function* readLocalLog(logPath: string, opts: ReadLogsOptions = {})
     }
     if (!opts.follow || pastUntil || opts.signal?.aborted) return;
 
-    if (fd < 0) {
-      fd = await openWhenExists(logPath, opts);
-      if (fd < 0) return;
-      ino = fs.fstatSync(fd).ino;
-      pos = 0;
+    if (live.fd < 0) {
+      live.fd = await openWhenExists(logPath, opts);
+      if (live.fd < 0) return;
+      live.ino = fs.fstatSync(live.fd).ino;
+      live.pos = 0;
     }
-    let stopped = false;
-    opts.stopped?.then(
-      () => {
-        stopped = true;
-      },
-      () => {
-        stopped = true;
-      },
-    );
-    const pollMs = opts.pollMs ?? 100;
-    for (;;) {
-      const finalRound = stopped;
-      const size = fs.fstatSync(fd).size;
-      if (size < pos) pos = 0;
-      if (size > pos) {
+    yield* followLog(logPath, live, opts, {
+      *read(fd, pos, size) {
         const b = Buffer.allocUnsafe(size - pos);
         const n = fs.readSync(fd, b, 0, b.length, pos);
         const entries: LocalEntry[] = [];
-        pos += decodeFrames(b, 0, n, entries);
+        const end = pos + decodeFrames(b, 0, n, entries);
         const recs = select(entries);
         if (recs.length) yield recs;
-      }
-      if (pastUntil || opts.signal?.aborted) return;
-      let cur: fs.Stats | undefined;
-      try {
-        cur = fs.statSync(logPath);
-      } catch {
-        cur = undefined;
-      }
-      if (cur && cur.ino !== ino) {
-        if (fs.fstatSync(fd).size > pos) continue; // finish the rotated file first
-        fs.closeSync(fd);
-        fd = fs.openSync(logPath, 'r');
-        ino = fs.fstatSync(fd).ino;
-        pos = 0;
-        continue;
-      }
-      if (finalRound) return;
-      if (until !== undefined && BigInt(Date.now()) * 1_000_000n > until) return;
-      try {
-        await sleep(pollMs, undefined, { signal: opts.signal });
-      } catch {
-        return;
-      }
-    }
+        return end;
+      },
+      pastUntil: () => pastUntil,
+      untilBefore: (nowNs) => until !== undefined && nowNs > until,
+    });
   } finally {
-    if (fd >= 0) {
+    if (live.fd >= 0) {
       try {
-        fs.closeSync(fd);
+        fs.closeSync(live.fd);
       } catch {
         // closed
       }
