@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Container } from '../../container/container.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../container/create.js';
 import { processEnv } from '../../container/merge.js';
 import { ALL_CAPS, normalizeCaps } from '../../container/validate.js';
 import { invalidArgument } from '../../errors/index.js';
@@ -43,20 +44,6 @@ export const DEFAULT_CAPS = [
   'CAP_KILL',
   'CAP_AUDIT_WRITE',
 ];
-
-export const DEFAULT_MASKED = [
-  '/proc/asound',
-  '/proc/acpi',
-  '/proc/kcore',
-  '/proc/keys',
-  '/proc/latency_stats',
-  '/proc/timer_list',
-  '/proc/timer_stats',
-  '/proc/sched_debug',
-  '/proc/scsi',
-  '/sys/firmware',
-];
-export const DEFAULT_READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 export function defaultMounts(): Mount[] {
   return [
@@ -551,8 +538,8 @@ export function buildSpec(input: SpecInput): BuildResult {
       if (!userDests.has(m.destination) && !m.options?.includes('ro')) m.options = [...(m.options ?? []), 'ro'];
     }
   }
-  let masked: string[] | undefined = hc.MaskedPaths ?? DEFAULT_MASKED;
-  let readonly: string[] | undefined = hc.ReadonlyPaths ?? DEFAULT_READONLY;
+  let masked: string[] | undefined = hc.MaskedPaths ?? DEFAULT_MASKED_PATHS;
+  let readonly: string[] | undefined = hc.ReadonlyPaths ?? DEFAULT_READONLY_PATHS;
   if (hc.Privileged) {
     for (const m of out) {
       if (m.destination === '/sys' || m.type === 'cgroup') m.options = m.options?.filter((o) => o !== 'ro');
