@@ -27,19 +27,36 @@ export interface BlkioEntry {
   value: number;
 }
 
+/** moby types.BlkioStats: cgroups give berth at most the two byte/op lists; the others are always null. */
+export interface BlkioStats {
+  io_service_bytes_recursive: BlkioEntry[] | null;
+  io_serviced_recursive: BlkioEntry[] | null;
+  io_queue_recursive: null;
+  io_service_time_recursive: null;
+  io_wait_time_recursive: null;
+  io_merged_recursive: null;
+  io_time_recursive: null;
+  sectors_recursive: null;
+}
+
+/** A BlkioStats in moby's field order (the order of the stats JSON). */
+export function blkioStats(serviceBytes: BlkioEntry[] | null = null, serviced: BlkioEntry[] | null = null): BlkioStats {
+  return {
+    io_service_bytes_recursive: serviceBytes,
+    io_serviced_recursive: serviced,
+    io_queue_recursive: null,
+    io_service_time_recursive: null,
+    io_wait_time_recursive: null,
+    io_merged_recursive: null,
+    io_time_recursive: null,
+    sectors_recursive: null,
+  };
+}
+
 /** The cgroup-derived parts of a stats sample. */
 export interface CgroupStats {
   pids_stats: { current?: number; limit?: number };
-  blkio_stats: {
-    io_service_bytes_recursive: BlkioEntry[] | null;
-    io_serviced_recursive: BlkioEntry[] | null;
-    io_queue_recursive: null;
-    io_service_time_recursive: null;
-    io_wait_time_recursive: null;
-    io_merged_recursive: null;
-    io_time_recursive: null;
-    sectors_recursive: null;
-  };
+  blkio_stats: BlkioStats;
   cpu_usage: {
     total_usage: number;
     percpu_usage?: number[];
@@ -150,20 +167,13 @@ export function statsV2(dir: string, hostMemory: number): CgroupStats {
       current: num(rd('pids.current')),
       ...(pidsMax && pidsMax !== 'max' ? { limit: Number(pidsMax) } : {}),
     },
-    blkio_stats: {
-      // moby statsV2: read and write bytes per device, nothing else
-      io_service_bytes_recursive: io.flatMap((d) => [
+    // moby statsV2: read and write bytes per device, nothing else
+    blkio_stats: blkioStats(
+      io.flatMap((d) => [
         { major: d.major, minor: d.minor, op: 'read', value: d.v.rbytes ?? 0 },
         { major: d.major, minor: d.minor, op: 'write', value: d.v.wbytes ?? 0 },
       ]),
-      io_serviced_recursive: null,
-      io_queue_recursive: null,
-      io_service_time_recursive: null,
-      io_wait_time_recursive: null,
-      io_merged_recursive: null,
-      io_time_recursive: null,
-      sectors_recursive: null,
-    },
+    ),
     cpu_usage: {
       // v2 has no per-CPU usage
       total_usage: (cpu.usage_usec ?? 0) * 1000,
@@ -214,16 +224,7 @@ export function statsV1(root: string, rel: string, hostMemory: number): CgroupSt
       current: num(rd('pids', 'pids.current')),
       ...(pidsMax && pidsMax !== 'max' ? { limit: Number(pidsMax) } : {}),
     },
-    blkio_stats: {
-      io_service_bytes_recursive: blk('blkio.throttle.io_service_bytes'),
-      io_serviced_recursive: blk('blkio.throttle.io_serviced'),
-      io_queue_recursive: null,
-      io_service_time_recursive: null,
-      io_wait_time_recursive: null,
-      io_merged_recursive: null,
-      io_time_recursive: null,
-      sectors_recursive: null,
-    },
+    blkio_stats: blkioStats(blk('blkio.throttle.io_service_bytes'), blk('blkio.throttle.io_serviced')),
     cpu_usage: {
       total_usage: num(rd('cpuacct', 'cpuacct.usage')),
       ...(percpu.length ? { percpu_usage: percpu } : {}),

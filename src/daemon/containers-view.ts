@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { type Container, humanStatus, statusOf, ZERO_TIME } from '../container/index.js';
 import { conflict, internal, invalidArgument } from '../errors/index.js';
 import type { ImageId } from '../image/index.js';
-import { type CgroupStats, statsV1, statsV2 } from './cgroup-stats.js';
+import { blkioStats, type CgroupStats, statsV1, statsV2 } from './cgroup-stats.js';
 import type { ContainersCore } from './containers-core.js';
 import { cgroupVersion } from './system.js';
 
@@ -298,16 +298,7 @@ export class ContainerViews {
       read: running ? now : ZERO_TIME,
       preread: ZERO_TIME,
       pids_stats: s?.pids_stats ?? {},
-      blkio_stats: s?.blkio_stats ?? {
-        io_service_bytes_recursive: null,
-        io_serviced_recursive: null,
-        io_queue_recursive: null,
-        io_service_time_recursive: null,
-        io_wait_time_recursive: null,
-        io_merged_recursive: null,
-        io_time_recursive: null,
-        sectors_recursive: null,
-      },
+      blkio_stats: s?.blkio_stats ?? blkioStats(),
       num_procs: 0,
       storage_stats: {},
       cpu_stats: {
