@@ -75,30 +75,28 @@ export function orderContainerConfig(c: Record<string, unknown>): Record<string,
   return out;
 }
 
-function jsonOrWords(rest: string): string[] {
-  const t = rest.trim();
-  if (t.startsWith('[')) {
-    try {
-      const v = JSON.parse(t) as unknown;
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-    } catch {
-      // not JSON: shell form
-    }
+/** The JSON (exec) form of an instruction's argument: a JSON array of strings, else undefined. */
+function jsonArray(t: string): string[] | undefined {
+  if (!t.startsWith('[')) return undefined;
+  try {
+    const v = JSON.parse(t) as unknown;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // not JSON
   }
-  return t.split(/\s+/).filter(Boolean);
+  return undefined;
 }
 
+/** A JSON array of strings, else the words. */
+function jsonOrWords(rest: string): string[] {
+  const t = rest.trim();
+  return jsonArray(t) ?? t.split(/\s+/).filter(Boolean);
+}
+
+/** CMD/ENTRYPOINT: the exec form, else the shell form run by /bin/sh -c. */
 function execForm(rest: string): string[] {
   const t = rest.trim();
-  if (t.startsWith('[')) {
-    try {
-      const v = JSON.parse(t) as unknown;
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-    } catch {
-      // shell form
-    }
-  }
-  return ['/bin/sh', '-c', t];
+  return jsonArray(t) ?? ['/bin/sh', '-c', t];
 }
 
 /** key=value pairs (quotes removed) or the legacy `KEY value` form. */
