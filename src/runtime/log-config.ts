@@ -150,20 +150,10 @@ export function resolveLogSettings(
     maxSize = DEFAULT_LOG_MAX_SIZE;
     maxFile = DEFAULT_LOG_MAX_FILE;
   }
-  if (opts['max-size'] !== undefined && opts['max-size'] !== '-1') {
-    maxSize = parseHumanSize(opts['max-size']);
-    if (maxSize <= 0) throw invalidArgument('max-size must be a positive number');
-  }
-  if (opts['max-file'] !== undefined) {
-    if (!/^-?\d+$/.test(opts['max-file']))
-      throw invalidArgument(`strconv.Atoi: parsing "${opts['max-file']}": invalid syntax`);
-    maxFile = Number(opts['max-file']);
-    if (maxFile < 1) throw invalidArgument('max-file cannot be less than 1');
-  }
+  if (opts['max-size'] !== undefined && opts['max-size'] !== '-1') maxSize = parseMaxSize(opts['max-size']);
+  if (opts['max-file'] !== undefined) maxFile = parseMaxFile(opts['max-file']);
   if (opts.compress !== undefined) {
-    if (!/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(opts.compress))
-      throw invalidArgument(`strconv.ParseBool: parsing "${opts.compress}": invalid syntax`);
-    const on = /^(1|t|T|TRUE|true|True)$/.test(opts.compress);
+    const on = parseGoBool(opts.compress);
     if (on && (maxFile === 1 || maxSize === -1))
       throw invalidArgument('compress cannot be true when max-file is less than 2 or max-size is not set');
     if (on) throw notImplemented('json-file compress=true is not supported by berth yet');
@@ -182,26 +172,35 @@ export function resolveLogSettings(
 const TRUE_RE = /^(1|t|T|TRUE|true|True)$/;
 const BOOL_RE = /^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/;
 
+/** max-size (json-file and local): a human size, > 0. */
+function parseMaxSize(v: string): number {
+  const n = parseHumanSize(v);
+  if (n <= 0) throw invalidArgument('max-size must be a positive number');
+  return n;
+}
+
+/** max-file (json-file and local): Go's strconv.Atoi, >= 1. */
+function parseMaxFile(v: string): number {
+  if (!/^-?\d+$/.test(v)) throw invalidArgument(`strconv.Atoi: parsing "${v}": invalid syntax`);
+  const n = Number(v);
+  if (n < 1) throw invalidArgument('max-file cannot be less than 1');
+  return n;
+}
+
+/** Go's strconv.ParseBool. */
+function parseGoBool(v: string): boolean {
+  if (!BOOL_RE.test(v)) throw invalidArgument(`strconv.ParseBool: parsing "${v}": invalid syntax`);
+  return TRUE_RE.test(v);
+}
+
 /** moby's local driver config: max-size 20m, max-file 5, compress true unless set. */
 function resolveLocal(opts: Record<string, string>, logPath: string): ShimLogSettings {
   let maxSize = DEFAULT_LOG_MAX_SIZE;
   let maxFile = DEFAULT_LOG_MAX_FILE;
   let compress = true;
-  if (opts['max-size'] !== undefined) {
-    maxSize = parseHumanSize(opts['max-size']);
-    if (maxSize <= 0) throw invalidArgument('max-size must be a positive number');
-  }
-  if (opts['max-file'] !== undefined) {
-    if (!/^-?\d+$/.test(opts['max-file']))
-      throw invalidArgument(`strconv.Atoi: parsing "${opts['max-file']}": invalid syntax`);
-    maxFile = Number(opts['max-file']);
-    if (maxFile < 1) throw invalidArgument('max-file cannot be less than 1');
-  }
-  if (opts.compress !== undefined) {
-    if (!BOOL_RE.test(opts.compress))
-      throw invalidArgument(`strconv.ParseBool: parsing "${opts.compress}": invalid syntax`);
-    compress = TRUE_RE.test(opts.compress);
-  }
+  if (opts['max-size'] !== undefined) maxSize = parseMaxSize(opts['max-size']);
+  if (opts['max-file'] !== undefined) maxFile = parseMaxFile(opts['max-file']);
+  if (opts.compress !== undefined) compress = parseGoBool(opts.compress);
   if (compress && maxFile <= 1) throw invalidArgument('compression cannot be enabled when max file count is 1');
   return { driver: 'local', path: logPath, maxSize, maxFile, compress };
 }
