@@ -12,6 +12,7 @@ import {
   type Digest,
   familiarName,
   familiarString,
+  goJsonString,
   isDigest,
   parseNormalizedReference,
   type Reference,
@@ -27,16 +28,6 @@ export interface Association {
 /** Drops the tag when a reference also has a digest (moby favorDigest). */
 function favorDigest(r: Reference): Reference {
   return r.digest && r.tag ? { domain: r.domain, path: r.path, digest: r.digest } : r;
-}
-
-/** Go json.Marshal-compatible string encoding (escapes <, >, & and U+2028/9). */
-function goJsonString(s: string): string {
-  return JSON.stringify(s)
-    .replace(/</g, '\\u003c')
-    .replace(/>/g, '\\u003e')
-    .replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
 }
 
 /** Go's map key order: byte-wise on the UTF-8 encoding. */

@@ -5,6 +5,7 @@
 // explicit max-size/max-file takes Docker's meaning (max-size alone keeps
 // max-file 1, a truncate-in-place); `max-size: -1` (berth only) turns rotation off.
 import { invalidArgument, notImplemented } from '../errors/index.js';
+import { goJsonString } from '../oci/index.js';
 import { encodeLogAttrs } from './logs/local.js';
 
 export const DEFAULT_LOG_MAX_SIZE = 20 * 1024 * 1024;
@@ -77,15 +78,8 @@ export function validateLogOpts(driver: string, opts: Record<string, string>): v
 
 /** Go's json.Marshal of a map[string]string: sorted keys, HTML-safe escaping. */
 function goJsonMap(m: Record<string, string>): string {
-  const esc = (s: string) =>
-    JSON.stringify(s)
-      .replace(/</g, '\\u003c')
-      .replace(/>/g, '\\u003e')
-      .replace(/&/g, '\\u0026')
-      .replace(/\u2028/g, '\\u2028')
-      .replace(/\u2029/g, '\\u2029');
   const keys = Object.keys(m).sort();
-  return `{${keys.map((k) => `${esc(k)}:${esc(m[k]!)}`).join(',')}}`;
+  return `{${keys.map((k) => `${goJsonString(k)}:${goJsonString(m[k]!)}`).join(',')}}`;
 }
 
 /** moby's Info.ExtraAttributes: the labels/env (and -regex) log-opts select container labels and env vars. */

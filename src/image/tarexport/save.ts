@@ -18,6 +18,7 @@ import {
   digestHex,
   familiarName,
   familiarString,
+  goJsonString,
   isDigest,
   parseNormalizedReference,
   type Reference,
@@ -27,7 +28,7 @@ import type { Image, ImageId, ImageStore } from '../image-store.js';
 import type { LayerGetReleaser } from '../ports.js';
 import type { ReferenceStore } from '../reference-store.js';
 import { TarWriter } from './tar.js';
-import { createV1Id, encodeV1Json, goString, goValue, type V1Fields } from './v1-json.js';
+import { createV1Id, encodeV1Json, goValue, type V1Fields } from './v1-json.js';
 
 export interface SaveDeps {
   images: ImageStore;
@@ -170,9 +171,9 @@ export async function saveImages(names: string[], out: Writable, deps: SaveDeps)
       }
       const parentId = deps.images.getParent(id);
       const parentField =
-        parentId && parentId !== id && selected.has(parentId) ? `,"Parent":${goString(parentId)}` : '';
+        parentId && parentId !== id && selected.has(parentId) ? `,"Parent":${goJsonString(parentId)}` : '';
       manifest.push(
-        `{"Config":${goString(`${digestHex(id)}.json`)},"RepoTags":${repoTags.length ? goValue(repoTags) : 'null'},"Layers":${goValue(layerPaths)}${parentField}}`,
+        `{"Config":${goJsonString(`${digestHex(id)}.json`)},"RepoTags":${repoTags.length ? goValue(repoTags) : 'null'},"Layers":${goValue(layerPaths)}${parentField}}`,
       );
     }
 

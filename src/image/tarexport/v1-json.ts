@@ -1,29 +1,19 @@
 // The legacy v1 image JSON that `docker save` (20.10) writes as `<v1id>/json`,
 // and the v1 IDs (moby image/v1 CreateID), encoded the way Go's encoding/json
 // encodes moby's V1Image / container.Config structs, so the IDs and files match.
-import { type Digest, digestHex, sha256 } from '../../oci/index.js';
-
-/** Go json string encoding (HTML-safe escapes, U+2028/9). */
-export function goString(s: string): string {
-  return JSON.stringify(s)
-    .replace(/</g, '\\u003c')
-    .replace(/>/g, '\\u003e')
-    .replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
-}
+import { type Digest, digestHex, goJsonString, sha256 } from '../../oci/index.js';
 
 const goKeyOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** Go encoding of a generic JSON value; objects are maps (sorted keys) unless `keepOrder`. */
 export function goValue(v: unknown, keepOrder = false): string {
   if (v === null || v === undefined) return 'null';
-  if (typeof v === 'string') return goString(v);
+  if (typeof v === 'string') return goJsonString(v);
   if (typeof v === 'number' || typeof v === 'boolean') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x) => goValue(x)).join(',')}]`;
   const o = v as Record<string, unknown>;
   const keys = keepOrder ? Object.keys(o) : Object.keys(o).sort(goKeyOrder);
-  return `{${keys.map((k) => `${goString(k)}:${goValue(o[k])}`).join(',')}}`;
+  return `{${keys.map((k) => `${goJsonString(k)}:${goValue(o[k])}`).join(',')}}`;
 }
 
 type Kind = 'string' | 'bool' | 'slice' | 'map' | 'struct' | 'int';
@@ -88,7 +78,7 @@ export function goContainerConfig(c: Record<string, unknown> | null | undefined)
     else if (kind === 'struct') enc = goValue(v, true);
     else if (kind === 'map' || kind === 'slice') enc = goValue(v);
     else enc = JSON.stringify(v);
-    parts.push(`${goString(name)}:${enc}`);
+    parts.push(`${goJsonString(name)}:${enc}`);
   }
   return `{${parts.join(',')}}`;
 }
@@ -121,18 +111,18 @@ export interface V1Fields {
 
 function v1Members(f: V1Fields): [string, string][] {
   const m: [string, string][] = [];
-  if (f.id) m.push(['id', goString(f.id)]);
-  if (f.parent) m.push(['parent', goString(f.parent)]);
-  if (f.comment) m.push(['comment', goString(f.comment)]);
-  m.push(['created', goString(goTime(f.created))]);
-  if (f.container) m.push(['container', goString(f.container)]);
+  if (f.id) m.push(['id', goJsonString(f.id)]);
+  if (f.parent) m.push(['parent', goJsonString(f.parent)]);
+  if (f.comment) m.push(['comment', goJsonString(f.comment)]);
+  m.push(['created', goJsonString(goTime(f.created))]);
+  if (f.container) m.push(['container', goJsonString(f.container)]);
   m.push(['container_config', goContainerConfig(f.container_config)]);
-  if (f.docker_version) m.push(['docker_version', goString(f.docker_version)]);
-  if (f.author) m.push(['author', goString(f.author)]);
+  if (f.docker_version) m.push(['docker_version', goJsonString(f.docker_version)]);
+  if (f.author) m.push(['author', goJsonString(f.author)]);
   if (f.config) m.push(['config', goContainerConfig(f.config)]);
-  if (f.architecture) m.push(['architecture', goString(f.architecture)]);
-  if (f.variant) m.push(['variant', goString(f.variant)]);
-  if (f.os) m.push(['os', goString(f.os)]);
+  if (f.architecture) m.push(['architecture', goJsonString(f.architecture)]);
+  if (f.variant) m.push(['variant', goJsonString(f.variant)]);
+  if (f.os) m.push(['os', goJsonString(f.os)]);
   if (f.Size) m.push(['Size', JSON.stringify(f.Size)]);
   return m;
 }
@@ -140,18 +130,18 @@ function v1Members(f: V1Fields): [string, string][] {
 /** `<v1id>/json` bytes. */
 export function encodeV1Json(f: V1Fields): string {
   return `{${v1Members(f)
-    .map(([k, v]) => `${goString(k)}:${v}`)
+    .map(([k, v]) => `${goJsonString(k)}:${v}`)
     .join(',')}}`;
 }
 
 /** moby v1.CreateID: sha256 over the V1Image (ID cleared) as a sorted map plus layer_id and parent. */
 export function createV1Id(f: V1Fields, layerId: Digest, parent?: Digest): Digest {
   const members = v1Members({ ...f, id: '' });
-  members.push(['layer_id', goString(layerId)]);
-  if (parent) members.push(['parent', goString(parent)]);
+  members.push(['layer_id', goJsonString(layerId)]);
+  if (parent) members.push(['parent', goJsonString(parent)]);
   const map = new Map(members);
   const keys = [...map.keys()].sort(goKeyOrder);
-  return sha256(`{${keys.map((k) => `${goString(k)}:${map.get(k)}`).join(',')}}`);
+  return sha256(`{${keys.map((k) => `${goJsonString(k)}:${map.get(k)}`).join(',')}}`);
 }
 
 export const v1Hex = (d: Digest) => digestHex(d);
