@@ -103,19 +103,23 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     );
   });
 
-async function readBody(r: HttpResponse, limit = 1 << 20): Promise<Buffer> {
+/** Reads a whole body of at most `limit` bytes (destroyed, and "<what> is larger than …", past it). */
+async function readLimited(body: HttpResponse['body'], limit: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of r.body) {
+  for await (const c of body) {
     n += (c as Buffer).length;
     if (n > limit) {
-      r.body.destroy();
-      throw invalidArgument(`response from ${r.url} is larger than ${limit} bytes`);
+      body.destroy();
+      throw invalidArgument(`${what} is larger than ${limit} bytes`);
     }
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
 }
+
+const readBody = (r: HttpResponse, limit = 1 << 20): Promise<Buffer> =>
+  readLimited(r.body, limit, `response from ${r.url}`);
 
 const discard = (r: HttpResponse) => {
   r.body.resume();
@@ -597,17 +601,7 @@ export class RepositoryClient {
 
   async fetchBlob(digest: Digest, limit: number, signal?: AbortSignal): Promise<Buffer> {
     const r = await this.getBlob(digest, 0, signal);
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of r.body) {
-      n += (c as Buffer).length;
-      if (n > limit) {
-        r.body.destroy();
-        throw invalidArgument(`blob ${digest} is larger than ${limit} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
-    return Buffer.concat(chunks);
+    return readLimited(r.body, limit, `blob ${digest}`);
   }
 
   /**
