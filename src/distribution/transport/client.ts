@@ -5,8 +5,10 @@
 // failures (never on 4xx), redirects without leaking credentials, and the
 // repository operations pull and push need.
 //
-// Depends only on src/oci and src/errors so the registry's pull-through
-// proxy can use it too.
+// The registry's pull-through proxy has its own small client
+// (src/registry/proxy/upstream.ts): this one carries engine configuration
+// (hosts.ts: per-host TLS, mirrors, proxies), engine error wording, /v2/ ping
+// caching, retries and refresh tokens that the proxy must not inherit.
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
 import { BerthError, invalidArgument } from '../../errors/index.js';

@@ -2,8 +2,10 @@
 // GET/HEAD with the distribution auth dance (a 401's `WWW-Authenticate`
 // challenge: Basic with proxy.username/password, or Bearer — fetch a token
 // from the realm for the request's scope, cache it until it expires).
-// NOTE: src/distribution/transport (the engine's registry client) duplicates
-// this; the registry must not import engine code, so this stays minimal.
+// Not shared with the engine's client (src/distribution/transport): the proxy
+// passes upstream statuses through (a 404 is an answer, not an error), learns
+// the challenge from the first 401 instead of pinging /v2/, and never retries
+// on its own; the registry also must not import engine code.
 import { Agent, type Dispatcher, request } from 'undici';
 
 export interface UpstreamResponse {
