@@ -253,7 +253,7 @@ export class ContainerCreator {
         CopyData: true,
       };
     }
-    const needsCopy: MountPoint[] = [];
+    let needsCopy: MountPoint[] = [];
     for (const mp of Object.values(mps)) {
       if (mp.Type !== 'volume') continue;
       const existed = !!mp.Name && d.volumes.local.has(mp.Name);
@@ -273,6 +273,18 @@ export class ContainerCreator {
         if (!existed) d.volumes.remove(vol.Name, { force: true });
       });
       if (mp.CopyData !== false && !(vol.Options && Object.keys(vol.Options).length)) needsCopy.push(mp);
+    }
+    // Copy-up needs the image's view of the destination. Read from the layer
+    // directories when one layer alone holds it (or none does); mount only
+    // when layers merge there (a mount plus an unmount that syncs the disk).
+    if (needsCopy.length) {
+      const merged: MountPoint[] = [];
+      for (const mp of needsCopy) {
+        const src = await layer.soleSource(mp.Destination);
+        if (!src) merged.push(mp);
+        else if (src.kind === 'dir') copyUp(src.path, d.volumes.local.dataPath(mp.Name));
+      }
+      needsCopy = merged;
     }
     if (needsCopy.length) {
       const root = await layer.mount();

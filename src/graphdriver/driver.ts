@@ -44,6 +44,8 @@ export interface ApplyDiffResult {
   size: number;
 }
 
+export type LayeredSource = { kind: 'absent' } | { kind: 'dir'; path: string };
+
 export interface GraphDriver {
   /** `overlay2`: also the name of the home directory and of `image/<name>/`. */
   readonly name: string;
@@ -74,6 +76,13 @@ export interface GraphDriver {
   diffSize(id: string, parent?: string): Promise<number>;
   /** The directory holding the layer's own files (files for tar-split reassembly). */
   diffPath(id: string): string;
+  /**
+   * Where a layer's merged view of `rel` comes from, read without mounting:
+   * 'absent' (nothing there), the one directory that holds all of it (a
+   * directory in a single layer, no other layer contributing), or null when
+   * only a mount can tell (layers merge there, or a symlink is on the way).
+   */
+  soleSource?(id: string, rel: string): Promise<LayeredSource | null>;
   /** Rows of `docker info` "Storage Driver" section. */
   status(): Array<[string, string]>;
   /** Inspect's GraphDriver.Data. */

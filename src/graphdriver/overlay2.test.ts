@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { native } from '../native/index.js';
-import { LINK_ID_RE, MAX_DEPTH, Overlay2Driver } from './index.js';
+import { LINK_ID_RE, MAX_DEPTH, Overlay2Driver, soleSourceIn } from './index.js';
 import { mountsUnder } from './overlay2/fsinfo.js';
 
 const ids = {
@@ -207,4 +207,75 @@ describe('overlay2 crash leftovers', () => {
     assert.equal(fs.readdirSync(path.join(home, 'l')).length, 3);
     assert.equal(d2.status()[0]?.[1], 'extfs');
   });
+});
+
+describe('soleSourceIn: reading the merged view of a path without mounting', () => {
+  // Each case: diff dirs (uppermost first) built from a spec, a path, the expected
+  // answer; the answer is checked against a real read-only overlay mount of the dirs.
+  type Spec = Record<string, 'dir' | 'opaque' | 'whiteout' | string | { link: string }>;
+  const build = (base: string, specs: Spec[]): string[] =>
+    specs.map((spec, i) => {
+      const dir = path.join(base, `l${i}`);
+      fs.mkdirSync(dir, { recursive: true });
+      for (const [rel, what] of Object.entries(spec)) {
+        const p = path.join(dir, rel);
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        if (what === 'dir' || what === 'opaque') {
+          fs.mkdirSync(p, { recursive: true });
+          if (what === 'opaque') native.lsetxattr(p, 'trusted.overlay.opaque', Buffer.from('y'));
+        } else if (what === 'whiteout') native.mknod(p, 0o020000 | 0o600, 0, 0);
+        else if (typeof what === 'object') fs.symlinkSync(what.link, p);
+        else fs.writeFileSync(p, what);
+      }
+      return dir;
+    });
+  const listing = (dir: string): string[] => {
+    const out: string[] = [];
+    const walk = (rel: string) => {
+      for (const n of fs.readdirSync(path.join(dir, rel)).sort()) {
+        const r = path.join(rel, n);
+        // a whiteout is not visible (overlayfs may still list one in a directory
+        // of a single layer, then fail its lookup)
+        const st = fs.lstatSync(path.join(dir, r), { throwIfNoEntry: false });
+        if (!st || (st.isCharacterDevice() && st.rdev === 0)) continue;
+        out.push(st.isDirectory() ? `${r}/` : `${r}=${fs.readFileSync(path.join(dir, r), 'utf8')}`);
+        if (st.isDirectory()) walk(r);
+      }
+    };
+    walk('');
+    return out;
+  };
+  const cases: Array<[string, Spec[], string, 'absent' | number | null]> = [
+    ['nowhere', [{ etc: 'dir' }, { bin: 'dir' }], '/data', 'absent'],
+    ['parents only', [{ var: 'dir' }, { 'var/lib': 'dir' }], '/var/lib/db', 'absent'],
+    ['one layer', [{ x: 'dir' }, { 'data/a': '1', 'data/sub/b': '2' }], '/data', 1],
+    ['two layers merge', [{ 'data/a': 'top' }, { 'data/b': 'low' }], '/data', null],
+    ['whiteout above', [{ data: 'whiteout' }, { 'data/a': '1' }], '/data', null],
+    ['opaque parent hides below', [{ var: 'opaque' }, { 'var/lib/db/x': '1' }], '/var/lib/db', 'absent'],
+    ['opaque holder', [{ data: 'opaque', 'data/n': 'new' }, { 'data/old': 'o' }], '/data', 0],
+    ['symlink on the way', [{ var: { link: 'usr/var' } }, { 'usr/var/db/x': '1' }], '/var/db', null],
+    ['a file there', [{ data: 'file' }, { x: 'dir' }], '/data', null],
+    ['whiteout inside the holder', [{ 'data/gone': 'whiteout', 'data/k': 'k' }, { y: 'dir' }], '/data', 0],
+  ];
+  for (const [name, specs, rel, want] of cases) {
+    test(name, () => {
+      const base = fs.mkdtempSync(path.join(root, 'sole-'));
+      const dirs = build(base, specs);
+      const got = soleSourceIn(dirs, rel);
+      if (want === null) assert.equal(got, null);
+      else if (want === 'absent') assert.deepEqual(got, { kind: 'absent' });
+      else assert.deepEqual(got, { kind: 'dir', path: path.join(dirs[want]!, rel) });
+      // the truth, from overlayfs itself
+      const merged = path.join(base, 'merged');
+      fs.mkdirSync(merged);
+      native.mount('overlay', merged, 'overlay', 1 /* MS_RDONLY */, `lowerdir=${dirs.join(':')}`);
+      try {
+        const m = path.join(merged, rel);
+        if (got?.kind === 'absent') assert.ok(!fs.existsSync(m), `${rel} exists in the merged view`);
+        if (got?.kind === 'dir') assert.deepEqual(listing(got.path), listing(m));
+      } finally {
+        native.umount2(merged, 2);
+      }
+    });
+  }
 });

@@ -17,7 +17,7 @@ import { fsyncDir, REMOVING_SUFFIX, TEMP_PREFIX, type WriteSet } from '../fsutil
 import { assembleTar } from '../graphdriver/archive-port.js';
 import { type DirTemplate, recordTree, replayTree } from '../graphdriver/dir-template.js';
 import { directorySize } from '../graphdriver/dirsize.js';
-import type { Change, GraphDriver } from '../graphdriver/driver.js';
+import type { Change, GraphDriver, LayeredSource } from '../graphdriver/driver.js';
 import { LINK_ID_RE } from '../graphdriver/overlay2/base32.js';
 import { Overlay2Driver } from '../graphdriver/overlay2/overlay2.js';
 import { type Logger, nullLogger } from '../log/index.js';
@@ -64,6 +64,8 @@ export interface RWLayer {
   tarStream(): Readable;
   size(): Promise<number>;
   metadata(): Promise<Record<string, string>>;
+  /** Where the layer's merged view of `rel` comes from without mounting (null: mount to know). */
+  soleSource(rel: string): Promise<LayeredSource | null>;
 }
 
 export interface CreateRWLayerOpts {
@@ -620,6 +622,7 @@ export class LayerStore {
       tarStream: () => d.diff(rec.mountId, below),
       size: () => d.diffSize(rec.mountId, below),
       metadata: () => d.metadata(rec.mountId),
+      soleSource: (rel: string) => (d.soleSource ? d.soleSource(rec.mountId, rel) : Promise.resolve(null)),
     };
     if (rec.initId) h.initId = rec.initId;
     if (rec.parent) h.parent = rec.parent;

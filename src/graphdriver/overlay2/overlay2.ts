@@ -33,7 +33,7 @@ import { type Logger, nullLogger } from '../../log/index.js';
 import { MNT_DETACH, native } from '../../native/index.js';
 import { applyLayer, applyLayerOffThread, changes, decompressor, exportDiff } from '../archive-port.js';
 import { directorySize } from '../dirsize.js';
-import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, ApplyDiffResult, Change, CreateOpts, GraphDriver, LayeredSource } from '../driver.js';
 import { generateLinkId, LINK_ID_RE } from './base32.js';
 import {
   backingFsName,
@@ -323,6 +323,11 @@ export class Overlay2Driver implements GraphDriver {
     return lowers.join(':');
   }
 
+  async soleSource(id: string, rel: string): Promise<LayeredSource | null> {
+    const dirs = [path.join(this.dir(id), DIFF_DIR), ...(await this.lowerDirs(id))];
+    return soleSourceIn(dirs, rel);
+  }
+
   /** Absolute lower diff dirs of `id`, uppermost first (moby getLowerDirs). */
   async lowerDirs(id: string): Promise<string[]> {
     let lower: string;
@@ -557,4 +562,42 @@ function writeNew(file: string, data: string, mode: number, durable: boolean): v
   } finally {
     fs.closeSync(fd);
   }
+}
+
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/**
+ * overlayfs lookup of `rel` over diff dirs (uppermost first), reduced to the
+ * cases a copy needs no mount for: nowhere on the path in any layer, or a
+ * directory in exactly one layer with no other layer holding the full path.
+ * Any non-directory on the way (a whiteout, a symlink, a file) → null. An
+ * opaque directory on the path hides the layers below it.
+ */
+export function soleSourceIn(dirs: string[], rel: string): LayeredSource | null {
+  const parts = rel.split('/').filter((x) => x && x !== '.');
+  if (parts.some((x) => x === '..')) return null;
+  let holder: string | undefined;
+  for (const dir of dirs) {
+    let p = dir;
+    let full = true;
+    let hidesBelow = false;
+    for (const part of parts) {
+      p = path.join(p, part);
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(p);
+      } catch {
+        full = false;
+        break;
+      }
+      if (!st.isDirectory()) return null;
+      if (native.lgetxattr(p, OPAQUE_XATTR)?.toString() === 'y') hidesBelow = true;
+    }
+    if (full) {
+      if (holder !== undefined) return null;
+      holder = p;
+    }
+    if (hidesBelow) break;
+  }
+  return holder === undefined ? { kind: 'absent' } : { kind: 'dir', path: holder };
 }
