@@ -129,7 +129,7 @@ export class WriteSet {
     const fd = fs.openSync(path.join(this.root, name), 'wx', mode);
     try {
       fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
+      if (this.durable) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -152,9 +152,13 @@ export class WriteSet {
   }
 
   commitSync(target: string): void {
-    fsyncDirSync(this.root);
+    if (this.durable) fsyncDirSync(this.root);
     fs.renameSync(this.root, target);
-    fsyncDirSync(path.dirname(target));
+    if (this.durable) fsyncDirSync(path.dirname(target));
+  }
+
+  cancelSync(): void {
+    fs.rmSync(this.root, { recursive: true, force: true });
   }
 
   async cancel(): Promise<void> {
