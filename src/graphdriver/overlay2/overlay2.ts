@@ -232,7 +232,10 @@ export class Overlay2Driver implements GraphDriver {
           fs.mkdirSync(path.join(tmp, WORK_DIR), { mode: 0o700 });
           // `committed` marks the parent as having children; written once
           if (!fs.existsSync(path.join(this.dir(parent), COMMITTED_FILE)))
-            atomicWriteFileSync(path.join(this.dir(parent), COMMITTED_FILE), '', { mode: 0o600 });
+            atomicWriteFileSync(path.join(this.dir(parent), COMMITTED_FILE), '', {
+              mode: 0o600,
+              ...(durable ? {} : { sync: false, syncDir: false }),
+            });
           writeNew(path.join(tmp, LOWER_FILE), lower, 0o644, durable);
         }
         if (durable) fsyncDirSync(tmp);
