@@ -74,18 +74,33 @@ function findProcs(name: string): number[] {
   return out;
 }
 
+/**
+ * `run --rm` latency, the two engines interleaved run by run (in alternating
+ * order), so that a change in the machine's state (other work, the file
+ * system after deletions) falls on both alike.
+ */
+async function runLatency(engines: Engine[], cfg: string): Promise<Record<string, Record<string, string>>> {
+  const lat = new Map<Engine, number[]>(engines.map((e) => [e, []]));
+  const once = (e: Engine) => ok(e, ['run', '--rm', '--network', 'none', IMG, 'true'], cfg);
+  for (const e of engines) await once(e); // warm-up
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 ? [...engines].reverse() : engines;
+    for (const e of order) lat.get(e)!.push(await timeAsync(() => once(e)));
+  }
+  const out: Record<string, Record<string, string>> = {};
+  for (const e of engines) {
+    const l = lat.get(e)!.sort((a, b) => a - b);
+    out[e.name] = {
+      'run --rm true, median': `${(median(l) * 1000).toFixed(0)} ms`,
+      'run --rm true, p90': `${(l[Math.floor(l.length * 0.9)]! * 1000).toFixed(0)} ms`,
+      'run --rm true, min-max': `${(l[0]! * 1000).toFixed(0)}-${(l.at(-1)! * 1000).toFixed(0)} ms`,
+    };
+  }
+  return out;
+}
+
 async function benchEngine(e: Engine, cfg: string): Promise<Record<string, string>> {
   const r: Record<string, string> = {};
-  // warm-up
-  await ok(e, ['run', '--rm', '--network', 'none', IMG, 'true'], cfg);
-  const lat: number[] = [];
-  for (let i = 0; i < RUNS; i++)
-    lat.push(await timeAsync(() => ok(e, ['run', '--rm', '--network', 'none', IMG, 'true'], cfg)));
-  lat.sort((a, b) => a - b);
-  r['run --rm true, median'] = `${(median(lat) * 1000).toFixed(0)} ms`;
-  r['run --rm true, p90'] = `${(lat[Math.floor(lat.length * 0.9)]! * 1000).toFixed(0)} ms`;
-  r['run --rm true, min-max'] = `${(lat[0]! * 1000).toFixed(0)}-${(lat.at(-1)! * 1000).toFixed(0)} ms`;
-  if (ONLY_RUN) return r;
   const conc = await timeAsync(() =>
     Promise.all(Array.from({ length: 10 }, () => ok(e, ['run', '--rm', '--network', 'none', IMG, 'true'], cfg))),
   );
@@ -156,17 +171,20 @@ async function main(): Promise<void> {
       shimName: 'containerd-shim',
     };
     for (const e of [berth, dockerd]) await ok(e, ['import', ...IMPORT_CHANGES, tar, IMG], cfg);
-    const results: Record<string, Record<string, string>> = {};
-    for (const e of [dockerd, berth]) results[e.name] = await benchEngine(e, cfg);
-    console.log(`\ncontainers benchmark (${machineNote()}), ${RUNS} sequential runs\n`);
+    const results = await runLatency([berth, dockerd], cfg);
+    if (!ONLY_RUN) for (const e of [dockerd, berth]) Object.assign(results[e.name]!, await benchEngine(e, cfg));
+    console.log(`\ncontainers benchmark (${machineNote()}), ${RUNS} sequential runs of each engine, interleaved\n`);
     const keys = Object.keys(results.berth!);
     const w = Math.max(...keys.map((k) => k.length));
-    console.log(`${'metric'.padEnd(w)} | ${'berth'.padStart(10)} | ${'dockerd 20.10'.padStart(13)}`);
-    console.log(`${'-'.repeat(w)}-|-${'-'.repeat(10)}-|-${'-'.repeat(13)}`);
-    for (const k of keys)
-      console.log(
-        `${k.padEnd(w)} | ${results.berth![k]!.padStart(10)} | ${results['dockerd 20.10']![k]!.padStart(13)}`,
-      );
+    console.log(`${'metric'.padEnd(w)} | ${'berth'.padStart(10)} | ${'dockerd 20.10'.padStart(13)} | ratio`);
+    console.log(`${'-'.repeat(w)}-|-${'-'.repeat(10)}-|-${'-'.repeat(13)}-|------`);
+    for (const k of keys) {
+      const a = results.berth![k]!;
+      const b = results['dockerd 20.10']![k]!;
+      const ratio =
+        /^[\d.]+ ms$/.test(a) && /^[\d.]+ ms$/.test(b) ? `${(parseFloat(a) / parseFloat(b)).toFixed(2)}×` : '';
+      console.log(`${k.padEnd(w)} | ${a.padStart(10)} | ${b.padStart(13)} | ${ratio}`);
+    }
   } finally {
     await Promise.allSettled([b.destroy(), ref.destroy()]);
     await fsp.rm(work, { recursive: true, force: true });
