@@ -353,7 +353,7 @@ static napi_value js_crc64(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* spawnDetached(file, argv[], withStdoutPipe) -> { pid, stdout }
+/* spawnDetached(file, argv[], withStdoutPipe) -> Promise<{ pid, stdout }>
  *
  * Starts a program in a new session with /dev/null on stdin and stderr and
  * stdout either /dev/null or the write end of a new pipe (the read end, with
@@ -365,47 +365,37 @@ static napi_value js_crc64(napi_env env, napi_callback_info info) {
  * ignored signals survive exec). Node does not reap this child: call
  * waitpid(pid, true) once it has exited. */
 #define MAX_SPAWN_ARGS 256
-static napi_value js_spawn_detached(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+/* The spawn itself runs on the thread pool: with vfork semantics the calling
+ * thread waits until the child has exec'd, which on a busy machine (the child
+ * waiting for a CPU) took milliseconds of event-loop time per container. */
+struct spawn_work {
+  napi_async_work work;
+  napi_deferred deferred;
   char file[PATH_BUF];
-  if (get_str(env, argv[0], file, sizeof file)) return NULL;
-  uint32_t n = 0;
-  if (napi_get_array_length(env, argv[1], &n) != napi_ok || n == 0 || n >= MAX_SPAWN_ARGS) {
-    napi_throw_type_error(env, NULL, "argv must be a non-empty array of strings");
-    return NULL;
-  }
-  bool want_pipe = false;
-  napi_get_value_bool(env, argv[2], &want_pipe);
-  char *args[MAX_SPAWN_ARGS + 1] = {0};
-  napi_value result = NULL;
+  char *args[MAX_SPAWN_ARGS + 1];
+  uint32_t nargs;
+  bool want_pipe;
+  pid_t pid;
+  int rfd;
+  int err;
+  const char *syscall;
+};
+
+static void spawn_execute(napi_env env, void *data) {
+  struct spawn_work *w = data;
   int pfd[2] = {-1, -1};
+  w->rfd = -1;
+  if (w->want_pipe && pipe2(pfd, O_CLOEXEC) != 0) {
+    w->err = errno;
+    w->syscall = "pipe2";
+    return;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
   posix_spawnattr_init(&at);
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
-    size_t len = 0;
-    napi_get_element(env, argv[1], i, &el);
-    if (napi_get_value_string_utf8(env, el, NULL, 0, &len) != napi_ok) {
-      napi_throw_type_error(env, NULL, "argv must be a non-empty array of strings");
-      goto out;
-    }
-    args[i] = malloc(len + 1);
-    if (!args[i]) {
-      napi_throw_error(env, NULL, "out of memory");
-      goto out;
-    }
-    napi_get_value_string_utf8(env, el, args[i], len + 1, &len);
-  }
-  if (want_pipe && pipe2(pfd, O_CLOEXEC) != 0) {
-    throw_errno(env, errno, "pipe2", NULL);
-    goto out;
-  }
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (want_pipe) posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  if (w->want_pipe) posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
   else posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   sigset_t all, none;
@@ -414,25 +404,87 @@ static napi_value js_spawn_detached(napi_env env, napi_callback_info info) {
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setsigmask(&at, &none);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  pid_t pid;
-  int rc = posix_spawn(&pid, file, &fa, &at, args, environ);
-  if (want_pipe) close(pfd[1]);
-  if (rc != 0) {
-    if (want_pipe) close(pfd[0]);
-    throw_errno(env, rc, "posix_spawn", file);
-    goto out;
-  }
-  napi_value vpid, vfd;
-  napi_create_object(env, &result);
-  napi_create_int32(env, pid, &vpid);
-  napi_set_named_property(env, result, "pid", vpid);
-  napi_create_int32(env, want_pipe ? pfd[0] : -1, &vfd);
-  napi_set_named_property(env, result, "stdout", vfd);
-out:
+  int rc = posix_spawn(&w->pid, w->file, &fa, &at, w->args, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
-  for (uint32_t i = 0; i < n; i++) free(args[i]);
-  return result;
+  if (w->want_pipe) close(pfd[1]);
+  if (rc != 0) {
+    if (w->want_pipe) close(pfd[0]);
+    w->err = rc;
+    w->syscall = "posix_spawn";
+    return;
+  }
+  w->rfd = pfd[0];
+}
+
+static void spawn_complete(napi_env env, napi_status status, void *data) {
+  struct spawn_work *w = data;
+  if (w->err) {
+    char msg[PATH_BUF + 128];
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(w->err), strerror(w->err), w->syscall, w->file);
+    napi_value m, err, code, num, sc;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &err);
+    napi_create_string_utf8(env, errno_code(w->err), NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, err, "code", code);
+    napi_create_int32(env, -w->err, &num);
+    napi_set_named_property(env, err, "errno", num);
+    napi_create_string_utf8(env, w->syscall, NAPI_AUTO_LENGTH, &sc);
+    napi_set_named_property(env, err, "syscall", sc);
+    napi_reject_deferred(env, w->deferred, err);
+  } else {
+    napi_value result, vpid, vfd;
+    napi_create_object(env, &result);
+    napi_create_int32(env, w->pid, &vpid);
+    napi_set_named_property(env, result, "pid", vpid);
+    napi_create_int32(env, w->rfd, &vfd);
+    napi_set_named_property(env, result, "stdout", vfd);
+    napi_resolve_deferred(env, w->deferred, result);
+  }
+  napi_delete_async_work(env, w->work);
+  for (uint32_t i = 0; i < w->nargs; i++) free(w->args[i]);
+  free(w);
+}
+
+static napi_value js_spawn_detached(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct spawn_work *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (get_str(env, argv[0], w->file, sizeof w->file)) {
+    free(w);
+    return NULL;
+  }
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || n == 0 || n >= MAX_SPAWN_ARGS) {
+    free(w);
+    napi_throw_type_error(env, NULL, "argv must be a non-empty array of strings");
+    return NULL;
+  }
+  napi_get_value_bool(env, argv[2], &w->want_pipe);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    size_t len = 0;
+    napi_get_element(env, argv[1], i, &el);
+    if (napi_get_value_string_utf8(env, el, NULL, 0, &len) != napi_ok || !(w->args[i] = malloc(len + 1))) {
+      for (uint32_t j = 0; j < i; j++) free(w->args[j]);
+      free(w);
+      napi_throw_type_error(env, NULL, "argv must be a non-empty array of strings");
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, el, w->args[i], len + 1, &len);
+    w->nargs = i + 1;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_string_utf8(env, "berth:spawn", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
 }
 
 /* waitpid(pid, nohang) -> null while running, else { code, signal } */

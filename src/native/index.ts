@@ -23,7 +23,7 @@ export interface BerthNative {
    * pipe (its read end returned, close-on-exec) or /dev/null; signals reset.
    * The caller reaps the child with waitpid.
    */
-  spawnDetached(file: string, argv: string[], stdoutPipe: boolean): { pid: number; stdout: number };
+  spawnDetached(file: string, argv: string[], stdoutPipe: boolean): Promise<{ pid: number; stdout: number }>;
   /** null while the child runs (nohang), else its exit code (-1 when signalled) and signal. */
   waitpid(pid: number, nohang: boolean): { code: number; signal: number } | null;
 }

@@ -13,7 +13,7 @@ import { native } from '../native/index.js';
  * is reaped in the background (a daemonising program exits right away).
  */
 export async function spawnDetachedOutput(file: string, args: string[]): Promise<string> {
-  const { pid, stdout } = native.spawnDetached(file, [file, ...args], true);
+  const { pid, stdout } = await native.spawnDetached(file, [file, ...args], true);
   let out = '';
   try {
     const s = new net.Socket({ fd: stdout, readable: true, writable: false });
