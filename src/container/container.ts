@@ -23,6 +23,8 @@ export const HOSTCONFIG_FILE = 'hostconfig.json';
 const ID_RE = /^[a-f0-9]{64}$/;
 
 export class Container {
+  /** ensureDirs() ran (the directories are not removed while the container exists). */
+  #dirsMade = false;
   ID: string;
   Created: string;
   Managed = false;
@@ -111,15 +113,18 @@ export class Container {
 
   /** Creates the container directory tree (idempotent). */
   ensureDirs(): void {
+    if (this.#dirsMade) return;
     fs.mkdirSync(this.root, { recursive: true, mode: 0o710 });
     fs.chmodSync(this.root, 0o710);
     fs.mkdirSync(this.path('checkpoints'), { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.path('mounts'), { recursive: true, mode: 0o710 });
+    this.#dirsMade = true;
   }
 
   /** Writes config.v2.json (0600) and hostconfig.json (0644) atomically. */
   /** `sync: false` for state a crash may lose (it is rebuilt from the shim and runtime at restore). */
-  toDisk(opts: { sync?: boolean } = {}): void {
+  /** `stateOnly`: the host config has not changed (a start): only config.v2.json is written. */
+  toDisk(opts: { sync?: boolean; stateOnly?: boolean } = {}): void {
     this.ensureDirs();
     // like moby's AtomicWriteFile: the file is synced, the directory is not
     atomicWriteFileSync(this.path(CONFIG_FILE), JSON.stringify(this.toJSON()), {
@@ -127,7 +132,7 @@ export class Container {
       syncDir: false,
       sync: opts.sync !== false,
     });
-    this.writeHostConfig(opts);
+    if (!opts.stateOnly) this.writeHostConfig(opts);
   }
 
   writeHostConfig(opts: { sync?: boolean } = {}): void {

@@ -3,7 +3,6 @@
 // under `containers/<id>/` with mode 0644, and resolv.conf.hash as dockerd does.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { atomicWriteFileSync } from '../fsutil/index.js';
 
 export const DEFAULT_HOSTS = [
   '127.0.0.1\tlocalhost',
@@ -106,20 +105,17 @@ export interface NetworkFiles {
 }
 
 /**
- * Writes hostname, hosts, resolv.conf and resolv.conf.hash into `dir`: atomic
- * renames, not fsynced (moby writes them with plain WriteFile too; they are
- * derived from the container's config).
+ * Writes hostname, hosts, resolv.conf and resolv.conf.hash into `dir`, in place
+ * and not fsynced, as moby's plain WriteFile: they are written when the
+ * container is created (nobody reads them yet) and derived from its config;
+ * in place also keeps the inode a running container has bind-mounted.
  */
 export function writeNetworkFiles(dir: string, f: NetworkFiles): void {
-  const o = { mode: 0o644, syncDir: false, sync: false };
-  atomicWriteFileSync(`${dir}/hostname`, f.hostname, o);
-  atomicWriteFileSync(`${dir}/hosts`, f.hosts, o);
-  atomicWriteFileSync(`${dir}/resolv.conf`, f.resolvConf, o);
-  atomicWriteFileSync(
-    `${dir}/resolv.conf.hash`,
-    `sha256:${createHash('sha256').update(f.resolvConf).digest('hex')}`,
-    o,
-  );
+  const o = { mode: 0o644 };
+  fs.writeFileSync(`${dir}/hostname`, f.hostname, o);
+  fs.writeFileSync(`${dir}/hosts`, f.hosts, o);
+  fs.writeFileSync(`${dir}/resolv.conf`, f.resolvConf, o);
+  fs.writeFileSync(`${dir}/resolv.conf.hash`, `sha256:${createHash('sha256').update(f.resolvConf).digest('hex')}`, o);
 }
 
 export function readHostFile(p: string, fallback = ''): string {

@@ -142,7 +142,7 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     transitions.setRunning(c, st.pid);
     initHealth(c);
     // not fsynced: after a crash the state is taken from the shim and the runtime
-    c.toDisk({ sync: false });
+    c.toDisk({ sync: false, stateOnly: true });
     const task: Task = { shim, runtime, pid: st.pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
     core.tasks.set(c.ID, task);
     monitor(core, c, task);

@@ -353,7 +353,9 @@ export class Overlay2Driver implements GraphDriver {
     const dir = this.dir(id);
     await this.locks.run(id, async () => {
       if (!fs.existsSync(dir)) return;
-      await this.unmountBelow(dir);
+      // Only a layer whose merged/ exists can still be mounted (put() removes
+      // it): spares a read of /proc/self/mountinfo, long with many containers.
+      if (fs.existsSync(path.join(dir, MERGED_DIR))) await this.unmountBelow(dir);
       this.mountCounts.delete(id);
       let lid = '';
       try {

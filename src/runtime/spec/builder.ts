@@ -625,8 +625,8 @@ export function unmountVolumes(c: Container, volumes: { unmount(name: string, co
 export function writeBundle(execRoot: string, id: string, spec: Spec): string {
   const dir = path.join(execRoot, 'containers', id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const tmp = path.join(dir, `.config.json.${process.pid}`);
-  fs.writeFileSync(tmp, JSON.stringify(spec), { mode: 0o644 });
-  fs.renameSync(tmp, path.join(dir, 'config.json'));
+  // written in place: only the runtime reads it, after this returns, and every
+  // start writes it anew
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec), { mode: 0o644 });
   return dir;
 }
