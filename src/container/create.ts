@@ -13,7 +13,7 @@ import { type MountPoint, mountPointFromSpec, parseBind, validateTmpfsDestinatio
 import { copyUp, type VolumeService } from '../volume/service.js';
 import { Container } from './container.js';
 import { buildHosts, buildResolvConf, readHostFile, writeNetworkFiles } from './dns.js';
-import { INIT_LAYER_KEY, setupInitLayer } from './initlayer.js';
+import { initLayerKey, setupInitLayer } from './initlayer.js';
 import { entrypointAndArgs, mergeImageConfig } from './merge.js';
 import { rfc3339Nano } from './state.js';
 import type { ContainerStore } from './store.js';
@@ -179,7 +179,7 @@ export class ContainerCreator {
       const diffIds = image.config.rootfs.diff_ids as Digest[];
       const layer = await d.layers.createRWLayer(id, chainId(diffIds), {
         initFunc: (root) => setupInitLayer(root),
-        initKey: INIT_LAYER_KEY,
+        initKey: initLayerKey(),
       });
       cleanups.push(async () => {
         await d.layers.releaseRWLayer(id);

@@ -20,8 +20,13 @@ export const INIT_LAYER_ENTRIES: ReadonlyArray<[string, 'dir' | 'file' | string]
   ['/etc/mtab', '/proc/mounts'],
 ];
 
-/** What setupInitLayer writes depends only on the layers below (the layer store replays it per image). */
-export const INIT_LAYER_KEY = 'moby-initlayer-v1';
+/**
+ * What setupInitLayer(root, uid, gid) writes depends only on the layers below
+ * and on uid/gid, which the key names (the layer store replays it per image).
+ */
+export function initLayerKey(uid = 0, gid = 0): string {
+  return `moby-initlayer-v1:${uid}:${gid}`;
+}
 
 export async function setupInitLayer(root: string, uid = 0, gid = 0): Promise<void> {
   for (const [p, typ] of INIT_LAYER_ENTRIES) {

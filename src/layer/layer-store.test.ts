@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { INIT_LAYER_KEY, setupInitLayer } from '../container/initlayer.js';
+import { initLayerKey, setupInitLayer } from '../container/initlayer.js';
 import { recordTree } from '../graphdriver/dir-template.js';
 import { directorySize } from '../graphdriver/dirsize.js';
 import { mountsUnder } from '../graphdriver/overlay2/fsinfo.js';
@@ -400,7 +400,7 @@ describe('init layer templates', () => {
         runs++;
         await setupInitLayer(r);
       },
-      initKey: INIT_LAYER_KEY,
+      initKey: initLayerKey(),
     };
     const ids = ['1', '2'].map((n) => n.repeat(64));
     const rw1 = await store.createRWLayer(ids[0]!, b.chainId, opts);
