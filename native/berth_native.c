@@ -47,7 +47,8 @@ static const char *errno_code(int e) {
   }
 }
 
-static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+/* A Node-style error object: message "CODE: strerror, syscall 'path'", code, errno, syscall, path. */
+static napi_value errno_error(napi_env env, int e, const char *syscall, const char *path) {
   char msg[PATH_BUF + 128];
   snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(e), strerror(e), syscall, path ? path : "");
   napi_value m, err, code, num, sc;
@@ -64,7 +65,11 @@ static napi_value throw_errno(napi_env env, int e, const char *syscall, const ch
     napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p);
     napi_set_named_property(env, err, "path", p);
   }
-  napi_throw(env, err);
+  return err;
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+  napi_throw(env, errno_error(env, e, syscall, path));
   return NULL;
 }
 
@@ -257,24 +262,8 @@ static void umount_execute(napi_env env, void *data) {
 
 static void umount_complete(napi_env env, napi_status status, void *data) {
   struct umount_work *w = data;
-  if (w->err == 0) {
-    napi_resolve_deferred(env, w->deferred, undefined(env));
-  } else {
-    char msg[PATH_BUF + 128];
-    snprintf(msg, sizeof msg, "%s: %s, umount2 '%s'", errno_code(w->err), strerror(w->err), w->target);
-    napi_value m, err, code, num, sc, p;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_error(env, NULL, m, &err);
-    napi_create_string_utf8(env, errno_code(w->err), NAPI_AUTO_LENGTH, &code);
-    napi_set_named_property(env, err, "code", code);
-    napi_create_int32(env, -w->err, &num);
-    napi_set_named_property(env, err, "errno", num);
-    napi_create_string_utf8(env, "umount2", NAPI_AUTO_LENGTH, &sc);
-    napi_set_named_property(env, err, "syscall", sc);
-    napi_create_string_utf8(env, w->target, NAPI_AUTO_LENGTH, &p);
-    napi_set_named_property(env, err, "path", p);
-    napi_reject_deferred(env, w->deferred, err);
-  }
+  if (w->err == 0) napi_resolve_deferred(env, w->deferred, undefined(env));
+  else napi_reject_deferred(env, w->deferred, errno_error(env, w->err, "umount2", w->target));
   napi_delete_async_work(env, w->work);
   free(w);
 }
@@ -420,18 +409,7 @@ static void spawn_execute(napi_env env, void *data) {
 static void spawn_complete(napi_env env, napi_status status, void *data) {
   struct spawn_work *w = data;
   if (w->err) {
-    char msg[PATH_BUF + 128];
-    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(w->err), strerror(w->err), w->syscall, w->file);
-    napi_value m, err, code, num, sc;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_error(env, NULL, m, &err);
-    napi_create_string_utf8(env, errno_code(w->err), NAPI_AUTO_LENGTH, &code);
-    napi_set_named_property(env, err, "code", code);
-    napi_create_int32(env, -w->err, &num);
-    napi_set_named_property(env, err, "errno", num);
-    napi_create_string_utf8(env, w->syscall, NAPI_AUTO_LENGTH, &sc);
-    napi_set_named_property(env, err, "syscall", sc);
-    napi_reject_deferred(env, w->deferred, err);
+    napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->syscall, w->file));
   } else {
     napi_value result, vpid, vfd;
     napi_create_object(env, &result);
