@@ -153,6 +153,19 @@ test('run mode: running at spawn, output held until start so an attach in betwee
   await c.delete();
 });
 
+test('run mode: without a start from berthd the shim releases the output after 10 s', { timeout: 40_000 }, async () => {
+  const id = sb.newId();
+  const c = await sb.spawn(id, { args: ['sh', '-c', 'echo released'] }, { run: true });
+  // berthd "died" before its start: nobody sends one
+  assert.equal((await c.wait()).exitCode, 0);
+  assert.deepEqual(
+    logLines(id).map((l) => (JSON.parse(l) as { log: string }).log),
+    ['released\n'],
+  );
+  assert.match(fs.readFileSync(path.join(sb.stateDir(id), 'shim.log'), 'utf8'), /no start from berthd within 10000 ms/);
+  await c.delete();
+});
+
 test('run mode: a failing runtime run is reported like a failing create', { timeout: 30_000 }, async () => {
   const id = sb.newId();
   await assert.rejects(
