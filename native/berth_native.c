@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -342,11 +343,11 @@ static napi_value js_crc64(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* spawnDetached(file, argv[], withStdoutPipe) -> Promise<{ pid, stdout }>
+/* spawn(file, argv[], stdio, setsid) -> Promise<{ pid, fds }>
  *
- * Starts a program in a new session with /dev/null on stdin and stderr and
- * stdout either /dev/null or the write end of a new pipe (the read end, with
- * O_CLOEXEC, is returned). Why not child_process.spawn: libuv forks, and
+ * Starts a program with posix_spawn: child fds 0..n-1 are /dev/null (0) or one
+ * end of a new socket pair (1) whose other end is returned (close-on-exec),
+ * as libuv's 'pipe' stdio. Why not child_process.spawn: libuv forks, and
  * fork() copies the page tables of the whole daemon, ~10 ms for berthd's
  * 100-150 MB on the event loop thread per container start; posix_spawn
  * (clone with CLONE_VM|CLONE_VFORK in glibc) costs the same for any size.
@@ -354,6 +355,7 @@ static napi_value js_crc64(napi_env env, napi_callback_info info) {
  * ignored signals survive exec). Node does not reap this child: call
  * waitpid(pid, true) once it has exited. */
 #define MAX_SPAWN_ARGS 256
+#define MAX_SPAWN_FDS 8
 /* The spawn itself runs on the thread pool: with vfork semantics the calling
  * thread waits until the child has exec'd, which on a busy machine (the child
  * waiting for a CPU) took milliseconds of event-loop time per container. */
@@ -363,47 +365,63 @@ struct spawn_work {
   char file[PATH_BUF];
   char *args[MAX_SPAWN_ARGS + 1];
   uint32_t nargs;
-  bool want_pipe;
+  /* per child fd 0..nfds-1: 0 = /dev/null, 1 = a socket pair (the parent keeps one end) */
+  uint32_t nfds;
+  int kind[MAX_SPAWN_FDS];
+  int parent_fd[MAX_SPAWN_FDS];
+  bool setsid;
   pid_t pid;
-  int rfd;
   int err;
   const char *syscall;
 };
 
 static void spawn_execute(napi_env env, void *data) {
   struct spawn_work *w = data;
-  int pfd[2] = {-1, -1};
-  w->rfd = -1;
-  if (w->want_pipe && pipe2(pfd, O_CLOEXEC) != 0) {
-    w->err = errno;
-    w->syscall = "pipe2";
-    return;
+  int child_fd[MAX_SPAWN_FDS];
+  for (uint32_t i = 0; i < w->nfds; i++) w->parent_fd[i] = child_fd[i] = -1;
+  for (uint32_t i = 0; i < w->nfds; i++) {
+    if (w->kind[i] != 1) continue;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      w->err = errno;
+      w->syscall = "socketpair";
+      goto fail;
+    }
+    w->parent_fd[i] = sv[0];
+    child_fd[i] = sv[1];
   }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
   posix_spawnattr_init(&at);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (w->want_pipe) posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-  else posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  for (uint32_t i = 0; i < w->nfds; i++) {
+    if (w->kind[i] == 1) posix_spawn_file_actions_adddup2(&fa, child_fd[i], (int)i);
+    else posix_spawn_file_actions_addopen(&fa, (int)i, "/dev/null", O_RDWR, 0);
+  }
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&at, (short)((w->setsid ? POSIX_SPAWN_SETSID : 0) | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETSIGMASK));
   int rc = posix_spawn(&w->pid, w->file, &fa, &at, w->args, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
-  if (w->want_pipe) close(pfd[1]);
-  if (rc != 0) {
-    if (w->want_pipe) close(pfd[0]);
-    w->err = rc;
-    w->syscall = "posix_spawn";
-    return;
+  for (uint32_t i = 0; i < w->nfds; i++)
+    if (child_fd[i] >= 0) {
+      close(child_fd[i]);
+      child_fd[i] = -1;
+    }
+  if (rc == 0) return;
+  w->err = rc;
+  w->syscall = "posix_spawn";
+fail:
+  for (uint32_t i = 0; i < w->nfds; i++) {
+    if (w->parent_fd[i] >= 0) close(w->parent_fd[i]);
+    if (child_fd[i] >= 0) close(child_fd[i]);
+    w->parent_fd[i] = -1;
   }
-  w->rfd = pfd[0];
 }
 
 static void spawn_complete(napi_env env, napi_status status, void *data) {
@@ -411,12 +429,17 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
   if (w->err) {
     napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->syscall, w->file));
   } else {
-    napi_value result, vpid, vfd;
+    napi_value result, vpid, fds;
     napi_create_object(env, &result);
     napi_create_int32(env, w->pid, &vpid);
     napi_set_named_property(env, result, "pid", vpid);
-    napi_create_int32(env, w->rfd, &vfd);
-    napi_set_named_property(env, result, "stdout", vfd);
+    napi_create_array_with_length(env, w->nfds, &fds);
+    for (uint32_t i = 0; i < w->nfds; i++) {
+      napi_value v;
+      napi_create_int32(env, w->parent_fd[i], &v);
+      napi_set_element(env, fds, i, v);
+    }
+    napi_set_named_property(env, result, "fds", fds);
     napi_resolve_deferred(env, w->deferred, result);
   }
   napi_delete_async_work(env, w->work);
@@ -424,9 +447,10 @@ static void spawn_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-static napi_value js_spawn_detached(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+/* spawn(file, argv[], stdio: Array<0|1>, setsid) -> Promise<{ pid, fds }> */
+static napi_value js_spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct spawn_work *w = calloc(1, sizeof *w);
   if (!w) {
@@ -443,7 +467,19 @@ static napi_value js_spawn_detached(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "argv must be a non-empty array of strings");
     return NULL;
   }
-  napi_get_value_bool(env, argv[2], &w->want_pipe);
+  if (napi_get_array_length(env, argv[2], &w->nfds) != napi_ok || w->nfds < 3 || w->nfds > MAX_SPAWN_FDS) {
+    free(w);
+    napi_throw_type_error(env, NULL, "stdio must be an array of 3 to 8 entries");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < w->nfds; i++) {
+    napi_value el;
+    int32_t k = 0;
+    napi_get_element(env, argv[2], i, &el);
+    napi_get_value_int32(env, el, &k);
+    w->kind[i] = k == 1 ? 1 : 0;
+  }
+  napi_get_value_bool(env, argv[3], &w->setsid);
   for (uint32_t i = 0; i < n; i++) {
     napi_value el;
     size_t len = 0;
@@ -509,7 +545,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_default, NULL},
     {"umount2Async", NULL, js_umount2_async, NULL, NULL, NULL, napi_default, NULL},
     {"crc64", NULL, js_crc64, NULL, NULL, NULL, napi_default, NULL},
-    {"spawnDetached", NULL, js_spawn_detached, NULL, NULL, NULL, napi_default, NULL},
+    {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL},
     {"waitpid", NULL, js_waitpid, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

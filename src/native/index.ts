@@ -19,11 +19,12 @@ export interface BerthNative {
   /** CRC-64/ISO as Go's hash/crc64 computes it; pass the previous result to continue. */
   crc64(data: Buffer, prev?: bigint): bigint;
   /**
-   * posix_spawn in a new session, stdin/stderr on /dev/null, stdout on a new
-   * pipe (its read end returned, close-on-exec) or /dev/null; signals reset.
-   * The caller reaps the child with waitpid.
+   * posix_spawn (on the thread pool): child fd i is /dev/null (stdio[i] = 0)
+   * or one end of a new socket pair (1), whose other end is returned in fds[i]
+   * (-1 for /dev/null); a new session with `setsid`; signals reset. The
+   * caller reaps the child with waitpid.
    */
-  spawnDetached(file: string, argv: string[], stdoutPipe: boolean): Promise<{ pid: number; stdout: number }>;
+  spawn(file: string, argv: string[], stdio: number[], setsid: boolean): Promise<{ pid: number; fds: number[] }>;
   /** null while the child runs (nohang), else its exit code (-1 when signalled) and signal. */
   waitpid(pid: number, nohang: boolean): { code: number; signal: number } | null;
 }

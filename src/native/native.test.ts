@@ -90,17 +90,24 @@ test('umount2Async unmounts off the event loop; its errors carry errno codes', {
   }
 });
 
-test('spawnDetached: a new session, signals reset, stdout on a pipe, reaped with waitpid', async () => {
-  // the child reports its session id and its ignored signals (Node ignores SIGPIPE; the child must not inherit that)
-  const script = 'echo "sid=$(cut -d" " -f6 /proc/$$/stat) pid=$$"; grep SigIgn /proc/$$/status; exit 3';
-  const { pid, stdout } = await native.spawnDetached('/bin/sh', ['sh', '-c', script], true);
-  const out = await new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = fs.createReadStream('', { fd: stdout });
-    s.on('data', (c) => chunks.push(c as Buffer));
-    s.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    s.on('error', reject);
-  });
+test('spawn: a new session, signals reset, socket-pair stdio, reaped with waitpid', async () => {
+  // the child reports its session id and its ignored signals (Node ignores SIGPIPE; the child must not
+  // inherit that), echoes fd 0 to fd 3, and says nothing on fd 2 (/dev/null)
+  const script = 'echo "sid=$(cut -d" " -f6 /proc/$$/stat) pid=$$"; grep SigIgn /proc/$$/status; cat >&3; exit 3';
+  const { pid, fds } = await native.spawn('/bin/sh', ['sh', '-c', script], [1, 1, 0, 1], true);
+  assert.equal(fds.length, 4);
+  assert.equal(fds[2], -1);
+  const readAll = (fd: number) =>
+    new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = fs.createReadStream('', { fd });
+      s.on('data', (c) => chunks.push(c as Buffer));
+      s.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      s.on('error', reject);
+    });
+  fs.writeSync(fds[0]!, 'to fd 3\n');
+  fs.closeSync(fds[0]!);
+  const [out, three] = await Promise.all([readAll(fds[1]!), readAll(fds[3]!)]);
   const sid = /sid=(\d+) pid=(\d+)/.exec(out);
   assert.ok(sid, out);
   assert.equal(sid[1], sid[2], 'the child leads its own session');
@@ -109,6 +116,7 @@ test('spawnDetached: a new session, signals reset, stdout on a pipe, reaped with
   // posix_spawn cannot reset, and are ignored in this sandbox's processes from the start
   const ign = BigInt(`0x${/SigIgn:\s+([0-9a-f]+)/.exec(out)?.[1] ?? 'x'}`);
   assert.equal(ign & 0x7fffffffn, 0n, `SigIgn ${ign.toString(16)}`);
+  assert.equal(three, 'to fd 3\n');
   let st: { code: number; signal: number } | null = null;
   for (let i = 0; i < 200 && !st; i++) {
     st = native.waitpid(pid, true);
@@ -116,5 +124,5 @@ test('spawnDetached: a new session, signals reset, stdout on a pipe, reaped with
   }
   assert.deepEqual(st, { code: 3, signal: 0 });
   assert.throws(() => native.waitpid(pid, true), /ECHILD/);
-  await assert.rejects(native.spawnDetached('/no/such/file', ['x'], false), /ENOENT: .*posix_spawn/);
+  await assert.rejects(native.spawn('/no/such/file', ['x'], [0, 0, 0], false), /ENOENT: .*posix_spawn/);
 });

@@ -3,15 +3,14 @@
 // subreaper, so it reaps the exec'd process and reports its exit code; with a
 // TTY it receives the pty master over the console socket and relays it. Exec
 // sessions end with berthd (the helper kills the process when berthd goes).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import type net from 'node:net';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { BerthError } from '../errors/index.js';
 import { explainRuntimeFailure, type OciRuntime, parseSignal } from './oci-runtime.js';
 import { DEFAULT_SHIM_PATH } from './shim-client.js';
+import { type NativeChild, spawnNative } from './spawn.js';
 
 export interface ExecOptions {
   tty?: boolean;
@@ -61,10 +60,20 @@ export async function execProcess(
   const args = ['exec', '--id', containerId, '--process', procFile, '--pid-file', pidFile, '--runtime', runtime.path];
   for (const a of runtime.args) args.push('--runtime-arg', a);
   if (opts.tty) args.push('--tty', '--console-socket', sockFile);
-  const child = spawn(opts.shimPath ?? DEFAULT_SHIM_PATH, args, {
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', opts.tty ? 'ignore' : 'pipe', 'pipe'],
-  });
-  const ctl = child.stdio[3] as net.Socket;
+  let child: NativeChild;
+  try {
+    child = await spawnNative(opts.shimPath ?? DEFAULT_SHIM_PATH, args, [
+      opts.stdin ? 'pipe' : 'ignore',
+      'pipe',
+      opts.tty ? 'ignore' : 'pipe',
+      'pipe',
+    ]);
+  } catch (e) {
+    fs.rmSync(procFile, { force: true });
+    throw e;
+  }
+  const [childStdin, childStdout, childStderr, ctl] = child.stdio;
+  if (!ctl || !childStdout) throw new BerthError('internal', 'exec helper without its pipes');
   ctl.setEncoding('utf8');
   let ctlBuf = '';
   let startedResolve!: (pid: number) => void;
@@ -104,15 +113,13 @@ export async function execProcess(
     }
   });
   ctl.on('error', () => {});
-  child.on('error', (e) => {
-    startedReject(e);
-    exitReject(e);
-  });
-  child.on('exit', () => {
+  // fd 3 is the helper's alone: its close is the helper's end (after all it wrote there was read)
+  ctl.once('close', () => {
     const err = new BerthError('internal', `exec helper for ${containerId} exited unexpectedly`);
     startedReject(err);
     if (!gotExit) exitReject(err);
   });
+  void child.exited; // reaped in the background
   const cleanup = () => {
     for (const f of [procFile, pidFile, sockFile]) fs.rmSync(f, { force: true });
   };
@@ -124,11 +131,11 @@ export async function execProcess(
     cleanup();
     throw err;
   }
-  const stderr = child.stderr ?? new PassThrough().end();
+  const stderr = childStderr ?? new PassThrough().end();
   return {
     pid,
-    stdin: child.stdin ?? null,
-    stdout: child.stdout!,
+    stdin: childStdin ?? null,
+    stdout: childStdout,
     stderr: stderr as Readable,
     resize(rows: number, cols: number) {
       ctl.write(`resize ${Math.floor(rows)} ${Math.floor(cols)}\n`);

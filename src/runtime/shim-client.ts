@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BerthError, failedPrecondition, internal } from '../errors/index.js';
 import type { ShimLogSettings } from './log-config.js';
 import { explainRuntimeFailure, type OciRuntime, parseSignal } from './oci-runtime.js';
-import { spawnDetachedOutput } from './spawn-detached.js';
+import { spawnDetachedOutput } from './spawn.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** build/Release/berth-shim at the package root (dist/src/runtime → three levels up). */
