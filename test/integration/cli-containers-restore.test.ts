@@ -124,6 +124,27 @@ describe('berthd restart with running containers', { skip, timeout: 200_000 }, (
     await ok(['rm', 'lr']);
   });
 
+  test('a start cut short by a crash (process running, not yet recorded): the next berthd removes that process', async () => {
+    const id = (await ok(['create', '--name', 'cut', IMG, 'sleep', '1000'])).trim();
+    await ok(['start', 'cut']);
+    const pid = Number((await ok(['inspect', '-f', '{{.State.Pid}}', 'cut'])).trim());
+    assert.ok(alive(pid));
+    process.kill(b.pid, 'SIGKILL');
+    await b.exit;
+    // what config.v2.json holds when berthd dies between the shim's `runc run` and recording the start
+    const cfgPath = path.join(b.dataRoot, 'containers', id, 'config.v2.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as { State: Record<string, unknown> };
+    Object.assign(cfg.State, { Running: false, Status: 'created', Pid: 0, StartedAt: '0001-01-01T00:00:00Z' });
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+    b = await restart(dir);
+    assert.match(b.log(), /a start was interrupted/);
+    await until(() => !alive(pid), 10_000);
+    assert.equal((await ok(['ps', '-a', '--filter', 'name=cut', '--format', '{{.State}}'])).trim(), 'created');
+    await ok(['start', 'cut']);
+    assert.equal((await ok(['inspect', '-f', '{{.State.Running}}', 'cut'])).trim(), 'true');
+    await ok(['rm', '-f', 'cut']);
+  });
+
   test('without live-restore: SIGTERM stops containers; --restart always ones start again at boot', async () => {
     await b.stop();
     fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ 'shutdown-timeout': 5 }));
