@@ -244,6 +244,18 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Queues `execute` on the thread pool and returns the promise `complete` settles. */
+static napi_value queue_promise_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                                     napi_async_complete_callback complete, void *data, napi_async_work *work,
+                                     napi_deferred *deferred) {
+  napi_value promise, resource_name;
+  napi_create_promise(env, deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_async_work(env, NULL, resource_name, execute, complete, data, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}
+
 /* umount2Async(target, flags) -> Promise<void>
  * Unmounting an overlay syncs its upper file system (the whole of it, on the
  * kernels here), which takes milliseconds to seconds depending on what other
@@ -285,12 +297,7 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   }
   napi_get_value_uint32(env, argv[1], &flags);
   w->flags = (int)flags;
-  napi_value promise, name;
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "berth:umount2", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, umount_execute, umount_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return promise;
+  return queue_promise_work(env, "berth:umount2", umount_execute, umount_complete, w, &w->work, &w->deferred);
 }
 
 /* CRC-64 with the ISO polynomial (Go's crc64.MakeTable(crc64.ISO)), reflected,
@@ -493,12 +500,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     napi_get_value_string_utf8(env, el, w->args[i], len + 1, &len);
     w->nargs = i + 1;
   }
-  napi_value promise, name;
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "berth:spawn", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
-  return promise;
+  return queue_promise_work(env, "berth:spawn", spawn_execute, spawn_complete, w, &w->work, &w->deferred);
 }
 
 /* waitpid(pid, nohang) -> null while running, else { code, signal } */

@@ -22,6 +22,7 @@ import {
   type Reference,
   withDefaultTag,
 } from '../oci/index.js';
+import { parsePasswd } from '../runtime/spec/index.js';
 import { applyChanges } from './changes.js';
 import type { ContainersCore } from './containers-core.js';
 import { BERTH_VERSION, GOARCH } from './system.js';
@@ -73,14 +74,10 @@ interface Resolved {
  */
 async function lookupHostUser(user: string): Promise<{ uid: number; gid: number }> {
   const parse = (text: string, byName: boolean) => {
-    for (const line of text.split('\n')) {
-      const f = line.split(':');
-      if (f.length < 4 || (byName && f[0] !== user)) continue;
-      const uid = Number(f[2]);
-      const gid = Number(f[3]);
-      if (Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
-    }
-    return undefined;
+    const e = parsePasswd(text.split('\n')).find(
+      (x) => (!byName || x.name === user) && Number.isInteger(x.uid) && Number.isInteger(x.gid),
+    );
+    return e && { uid: e.uid, gid: e.gid };
   };
   try {
     const local = parse(fs.readFileSync('/etc/passwd', 'utf8'), true);

@@ -138,12 +138,13 @@ export async function startTask(core: ContainersCore, c: Container): Promise<voi
     undo.push(() => shim.delete({ force: true }).catch(() => shim.close()));
     await runPendingAttaches(core, c.ID, shim);
     await shim.start();
-    const st = await shim.state();
-    transitions.setRunning(c, st.pid);
+    // the init pid came with the shim's spawn reply: no state round trip
+    const pid = shim.initPid || (await shim.state()).pid;
+    transitions.setRunning(c, pid);
     initHealth(c);
     // not fsynced: after a crash the state is taken from the shim and the runtime
     c.toDisk({ sync: false, stateOnly: true });
-    const task: Task = { shim, runtime, pid: st.pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
+    const task: Task = { shim, runtime, pid, rootfs, startedAtMs: Date.now(), done: Promise.resolve() };
     core.tasks.set(c.ID, task);
     monitor(core, c, task);
     core.event(c, 'start');

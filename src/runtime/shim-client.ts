@@ -141,6 +141,8 @@ export class ShimClient {
   private readonly pending = new Map<string, { resolve: (v: string) => void; reject: (e: Error) => void }>();
   private buf = '';
   private closed = false;
+  /** The container's init (host pid) as the shim reported it at spawn; 0 for a reconnected client. */
+  initPid = 0;
 
   private constructor(
     readonly id: string,
@@ -207,7 +209,9 @@ export class ShimClient {
       );
     }
     const sock = await connect(path.join(opts.stateDir, 'shim.sock'));
-    return new ShimClient(opts.id, opts.stateDir, sock, opts.runtime.name);
+    const client = new ShimClient(opts.id, opts.stateDir, sock, opts.runtime.name);
+    client.initPid = Number(line.slice(3)) || 0;
+    return client;
   }
 
   /**

@@ -262,7 +262,7 @@ export class Overlay2Driver implements GraphDriver {
     await this.locks.run(id, async () => {
       if (!fs.existsSync(dir)) throw notFound(`overlay2: layer ${id} does not exist`);
       if (fs.existsSync(path.join(dir, LOWER_FILE))) throw alreadyExists(`overlay2: layer ${id} already has a parent`);
-      const lower = await this.lowerFor(parent);
+      const lower = this.lowerForSync(parent);
       await fsp.mkdir(path.join(dir, WORK_DIR), { mode: 0o700 }).catch((e) => {
         if (errnoCode(e) !== 'EEXIST') throw e;
       });
@@ -300,10 +300,6 @@ export class Overlay2Driver implements GraphDriver {
   }
 
   /** The `lower` content for a child of `parent` (moby getLower). */
-  async lowerFor(parent: string): Promise<string> {
-    return this.lowerForSync(parent);
-  }
-
   private lowerForSync(parent: string): string {
     const parentDir = this.dir(parent);
     let link: string;

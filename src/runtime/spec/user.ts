@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalidArgument } from '../../errors/index.js';
 
-interface PasswdEntry {
+export interface PasswdEntry {
   name: string;
   uid: number;
   gid: number;
@@ -56,7 +56,7 @@ function readLines(file: string): string[] | undefined {
   }
 }
 
-function parsePasswd(lines: string[]): PasswdEntry[] {
+export function parsePasswd(lines: string[]): PasswdEntry[] {
   const out: PasswdEntry[] = [];
   for (const l of lines) {
     if (!l.trim() || l.startsWith('#')) continue;
